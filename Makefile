@@ -1,0 +1,50 @@
+# One entry point. `make test` and `make book` each do the whole set-up on a fresh clone.
+#   make test                      set up, then run the unit tests
+#   make book [PROFILE=paper]      set up, execute every chapter, render the HTML book
+#   make check-book                load the built pages in headless Chromium and check them
+#   make chapter CHAPTER=00_data   execute one chapter (no HTML)
+#   make lock                      regenerate requirements.lock from pyproject.toml's pins
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= ci
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+# Data roots: the mirror beside the checkout unless the caller set BACKDOORBOOK_DATA.
+BACKDOORBOOK_DATA ?= $(abspath ../shared/data)
+export BACKDOORBOOK_DATA
+
+.PHONY: setup test book check-book chapter browser lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+book: setup
+	$(PY) tools/build_book.py --profile $(PROFILE)
+
+check-book: setup browser
+	$(PY) tools/check_book.py
+
+chapter: setup
+	@test -n "$(CHAPTER)" || { echo "usage: make chapter CHAPTER=<stem> [PROFILE=ci|paper]"; exit 2; }
+	$(PY) tools/build_book.py --profile $(PROFILE) --chapters $(CHAPTER)
+
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet -e '.[test]'
+	{ sed -n '1,2p' requirements.lock; .lockenv/bin/pip freeze --exclude-editable | grep -v '^backdoorbook'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lockenv
+
+clean:
+	rm -rf book/_build book/generated results .pytest_cache

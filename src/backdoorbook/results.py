@@ -1,0 +1,175 @@
+"""Chapter results records and claim checks.
+
+Every chapter opens a :class:`ChapterRun` in its first code cell and closes it in its last;
+closing writes a JSON results record (chapter, profile, device, seed, git commit, data
+checksums, wall time, peak memory, package versions, metrics and claims). The book's
+scorecard and execution report are built from these records (``backdoorbook.report``).
+
+A claim's verdict comes from this run's numbers only: the chapter states a rule with a
+threshold that is fixed in code before the experiment runs, and :func:`check_claim` turns the
+rule's truth value into ``"reproduced"`` or ``"not reproduced"``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runtime
+from .profiles import get_profile, profile_as_dict
+
+VERDICTS = ("reproduced", "not reproduced")
+SOURCE_TAGS = ("[code]", "[abs]", "[review]", "[3p]", "[?]")
+RESULTS_ENV = "BACKDOORBOOK_RESULTS"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked claim.
+
+    Attributes:
+        id: short slug, unique within the chapter.
+        statement: the claim in words, as the paper (or survey) makes it.
+        rule: the test applied to our numbers, with its threshold.
+        ours: our figure(s), as text, from this run.
+        verdict: ``"reproduced"`` or ``"not reproduced"``.
+        paper: the paper's figure where one is known, else ``None``.
+        source: the paper figure's source tag (``[abs]``, ``[code]``, ``[review]``, ``[3p]``, ``[?]``).
+        note: why a claim is not reproduced, or a caveat a reader needs.
+    """
+
+    id: str
+    statement: str
+    rule: str
+    ours: str
+    verdict: str
+    paper: str | None = None
+    source: str | None = None
+    note: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.source is not None and self.source not in SOURCE_TAGS:
+            raise ValueError(f"source tag must be one of {SOURCE_TAGS}, got {self.source!r}")
+        if (self.paper is None) != (self.source is None):
+            raise ValueError("a paper figure needs a source tag and a source tag needs a paper figure")
+
+
+def check_claim(id: str, statement: str, *, holds: bool, rule: str, ours: str,
+                paper: str | None = None, source: str | None = None, note: str = "") -> Claim:
+    """Build a :class:`Claim` whose verdict is the truth value ``holds`` of ``rule``."""
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}")
+    return Claim(id=id, statement=statement, rule=rule, ours=ours,
+                 verdict="reproduced" if holds else "not reproduced",
+                 paper=paper, source=source, note=note)
+
+
+def results_dir() -> Path:
+    """Where records go: ``$BACKDOORBOOK_RESULTS`` (set by the book build) or ``results/``."""
+    return Path(os.environ.get(RESULTS_ENV) or runtime.REPO_ROOT / "results")
+
+
+def to_jsonable(value):
+    """Convert tensors, NumPy values and tuples inside ``value`` to plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return to_jsonable(value.detach().cpu().tolist())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+@dataclass
+class ChapterRun:
+    """A chapter's run: seeds, device and threads on entry; the results record on :meth:`finish`.
+
+    Args:
+        chapter: the chapter's stem, e.g. ``"00_data"`` (also its profile key).
+        title: the chapter's title for the scorecard.
+        profile: profile name (``"ci"`` or ``"paper"``), injected by papermill.
+        seed: the seed for Python, NumPy and torch.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        threads: torch intra-op threads (``None``: every core available).
+    """
+
+    chapter: str
+    title: str
+    profile: str = "ci"
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    metrics: dict = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.settings = get_profile(self.chapter, self.profile)
+        runtime.seed_everything(self.seed)
+        self.threads = runtime.set_threads(self.threads)
+        self.torch_device = runtime.choose_device(self.device)
+        self._started = time.perf_counter()
+        self._started_at = _dt.datetime.now(_dt.timezone.utc)
+
+    def add_claim(self, claim: Claim) -> Claim:
+        """Record ``claim``; ids must be unique within the chapter."""
+        if any(c.id == claim.id for c in self.claims):
+            raise ValueError(f"duplicate claim id {claim.id!r}")
+        self.claims.append(claim)
+        return claim
+
+    def record(self) -> dict:
+        """The results record as a JSON-ready dict."""
+        from .data import used_checksums  # the data layer records every file it verified
+
+        return {
+            "chapter": self.chapter,
+            "title": self.title,
+            "profile": self.profile,
+            "profile_settings": profile_as_dict(self.settings),
+            "seed": self.seed,
+            "device": runtime.describe_device(self.torch_device),
+            "threads": self.threads,
+            "git_commit": runtime.git_commit(),
+            "started_at": self._started_at.isoformat(timespec="seconds"),
+            "wall_time_s": round(time.perf_counter() - self._started, 2),
+            "peak_memory_mb": round(runtime.peak_memory_mb(), 1),
+            "peak_gpu_memory_mb": runtime.peak_gpu_memory_mb(),
+            "versions": runtime.package_versions(),
+            "data_checksums": used_checksums(),
+            "metrics": to_jsonable(self.metrics),
+            "claims": [asdict(c) for c in self.claims],
+        }
+
+    def finish(self, directory: Path | None = None) -> Path:
+        """Write the record to ``<directory>/<chapter>.json`` and return its path."""
+        directory = Path(directory) if directory is not None else results_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.chapter}.json"
+        path.write_text(json.dumps(self.record(), indent=2, sort_keys=False) + "\n")
+        return path
+
+
+def load_records(directory: Path | None = None) -> list[dict]:
+    """All results records in ``directory``, sorted by chapter."""
+    directory = Path(directory) if directory is not None else results_dir()
+    records = [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    for rec in records:
+        for claim in rec.get("claims", []):
+            Claim(**claim)  # validates verdicts and source tags of records written elsewhere
+    return sorted(records, key=lambda r: r["chapter"])

@@ -1,0 +1,44 @@
+"""Notebook hygiene: chapter sources carry no outputs, have a parameters cell, run Python,
+and every chapter is in the table of contents with a profile."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from backdoorbook.profiles import PROFILES
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks").glob("*.md"))
+
+
+def _toc_chapters():
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    from build_book import toc_chapters
+    return toc_chapters()
+
+
+def test_there_are_chapters():
+    assert SOURCES, "no chapter notebooks in notebooks/"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_chapter_source_hygiene(path):
+    text = path.read_text()
+    assert "format_name: myst" in text, "chapters are MyST markdown notebooks (jupytext)"
+    nb = jupytext.reads(text, fmt="md:myst")
+    assert nb.metadata["kernelspec"]["language"] == "python"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "sources carry no outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = tagged[0].source
+    for name in ("profile", "seed"):
+        assert f"{name} =" in params, f"the parameters cell must define {name}"
+    assert path.stem in PROFILES, f"chapter {path.stem} has no entry in profiles.PROFILES"
+
+
+def test_toc_and_sources_agree():
+    assert sorted(_toc_chapters()) == [p.stem for p in SOURCES]
