@@ -2,7 +2,7 @@
 
 Every chapter opens a :class:`ChapterRun` in its first code cell and closes it in its last;
 closing writes a JSON results record (chapter, profile, device, seed, git commit, data
-checksums, wall time, peak memory, package versions, metrics and claims). The book's
+and artifact checksums, wall time, peak memory, package versions, metrics and claims). The book's
 scorecard and execution report are built from these records (``backdoorbook.report``).
 
 A claim's verdict comes from this run's numbers only: the chapter states a rule with a
@@ -135,6 +135,7 @@ class ChapterRun:
 
     def record(self) -> dict:
         """The results record as a JSON-ready dict."""
+        from .artifacts import used_artifacts
         from .data import used_checksums  # the data layer records every file it verified
 
         return {
@@ -152,6 +153,7 @@ class ChapterRun:
             "peak_gpu_memory_mb": runtime.peak_gpu_memory_mb(),
             "versions": runtime.package_versions(),
             "data_checksums": used_checksums(),
+            "artifact_checksums": used_artifacts(),
             "metrics": to_jsonable(self.metrics),
             "claims": [asdict(c) for c in self.claims],
         }

@@ -1,0 +1,58 @@
+import pytest
+import torch
+from torch import nn
+
+from backdoorbook.train import fit, random_crop_flip
+
+
+def _toy(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    y = (x[:, 0].mean((1, 2)) > x[:, 1].mean((1, 2))).long()  # learnable from colour means
+    return x, y
+
+
+def _net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+
+
+def test_fit_lowers_the_loss_and_is_seeded():
+    x, y = _toy()
+    torch.manual_seed(0)
+    a = _net()
+    torch.manual_seed(0)
+    b = _net()
+    ha = fit(a, x, y, epochs=15, batch_size=16, lr=0.1, seed=3, progress=False)
+    hb = fit(b, x, y, epochs=15, batch_size=16, lr=0.1, seed=3, progress=False)
+    assert ha.loss[-1] < ha.loss[0]
+    assert ha.loss == hb.loss
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not a.training
+
+
+def test_fit_trains_segmentation_targets_with_ignore_index():
+    x = torch.rand(8, 3, 8, 8)
+    y = (x[:, 0] > 0.5).long()
+    y[:, 0, 0] = 255
+    net = nn.Conv2d(3, 2, 1)
+    history = fit(net, x, y, epochs=20, batch_size=4, lr=0.5, optimizer="adamw", progress=False,
+                  augment=random_crop_flip(2))
+    assert history.accuracy[-1] > history.accuracy[0]
+
+
+def test_crop_flip_moves_labels_with_pixels():
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4).repeat(1, 3, 1, 1) / 32
+    y = (x[:, 0] * 32).long()
+    torch.manual_seed(0)
+    ax, ay = random_crop_flip(0)(x, y)
+    assert torch.equal((ax[:, 0] * 32).round().long(), ay)
+    ax, ay = random_crop_flip(1)(x, y)
+    assert ax.shape == x.shape and ay.shape == y.shape
+
+
+def test_fit_rejects_bad_arguments():
+    x, y = _toy(8)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        fit(_net(), x, y, epochs=1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="need inputs"):
+        fit(_net(), x, y[:4], epochs=1)
