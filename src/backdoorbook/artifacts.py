@@ -9,7 +9,6 @@ Training scripts call :func:`save_artifact`; chapters call :func:`load_artifact`
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import runtime
+from .data.registry import sha256_file
 
 ARTIFACTS_DIR = runtime.REPO_ROOT / "artifacts"
 REQUIRED_PROVENANCE = ("command", "data_checksums", "wall_time_s", "device")
@@ -25,14 +25,6 @@ _used: dict[str, str] = {}
 
 class ArtifactError(RuntimeError):
     """A missing, tampered or badly described artifact."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
@@ -51,7 +43,7 @@ def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
     record = {"name": name, **provenance, "git_commit": runtime.git_commit(),
               "versions": runtime.package_versions(), "created_at": dt.datetime.now(dt.timezone.utc).isoformat(
                   timespec="seconds"), "file": weights.name, "size": weights.stat().st_size,
-              "sha256": _sha256(weights)}
+              "sha256": sha256_file(weights)}
     (directory / f"{name}.provenance.json").write_text(json.dumps(record, indent=2) + "\n")
     return weights
 
@@ -71,7 +63,7 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
     weights = directory / record["file"]
     if not weights.exists():
         raise ArtifactError(f"{weights} is missing; regenerate it with: {record['command']}")
-    actual = _sha256(weights)
+    actual = sha256_file(weights)
     if actual != record["sha256"]:
         raise ArtifactError(f"checksum mismatch for {weights}: expected {record['sha256']}, got {actual}; "
                             f"regenerate it with: {record['command']}")
