@@ -27,7 +27,7 @@ def render_scorecard(records: list[dict]) -> str:
     rows = []
     for rec, c in claims:
         paper = f"{c['paper']} {c['source']}" if c.get("paper") else "not available"
-        verdict = ("✅ " if c["verdict"] == "reproduced" else "❌ ") + c["verdict"]
+        verdict = f"**{c['verdict']}**"
         if c.get("note"):
             verdict += f" — {c['note']}"
         rows.append([rec["title"], c["statement"], c["rule"], paper, c["ours"], verdict])
