@@ -68,3 +68,10 @@ def test_unknown_profile_lists_valid_names():
     with pytest.raises(profiles.ProfileError, match="unknown chapter '99_x'; chapters with profiles: 00_data"):
         profiles.get_profile("99_x", "ci")
     assert profiles.get_profile("00_data") == profiles.PROFILES["00_data"]["ci"]
+
+
+def test_progress_bars_follow_the_request_and_tqdm_disable(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert runtime.progress_enabled(True) and not runtime.progress_enabled(False)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert not runtime.progress_enabled(True)

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .runtime import progress_enabled
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -41,7 +43,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, progr
     was_training = model.training
     model.eval()
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress_enabled(progress), leave=False):
         out.append(model(images[start:start + batch_size].to(device)).argmax(1).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

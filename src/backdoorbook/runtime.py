@@ -111,3 +111,8 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"{device.type} ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def progress_enabled(requested: bool = True) -> bool:
+    """Whether to draw a progress bar: as requested, unless ``TQDM_DISABLE`` is set (the book build sets it)."""
+    return requested and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")

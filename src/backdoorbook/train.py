@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .runtime import progress_enabled
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -88,7 +90,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
     generator = torch.Generator().manual_seed(seed)
     history = History()
     model.train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress)
+    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress_enabled(progress))
     for _ in range(epochs):
         order = torch.randperm(len(inputs), generator=generator)
         total_loss, correct, counted = 0.0, 0, 0
