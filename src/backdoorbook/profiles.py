@@ -37,7 +37,182 @@ class DataProfile:
     batch_size: int
 
 
+@dataclass(frozen=True)
+class IBAProfile:
+    """Chapter 3 (IBA on CamVid): resolution, network, poisoning and evaluation settings.
+
+    Attributes:
+        downsample: integer reduction of the 240x180 CamVid mirror (2: 120x90).
+        width: first-stage channels of the small DeepLab.
+        clean_artifact: name of the shipped clean pre-trained model (``None``: train it in the chapter).
+        clean_epochs, clean_lr: the clean pre-training (AdamW, cosine schedule).
+        poison_epochs, poison_lr: training of every model (clean control and attacked) on its
+            training set, starting from the clean pre-trained weights.
+        batch_size: training batch size.
+        poison_rates: fractions of the training set that are poisoned.
+        trigger_size: side of the square trigger (pixels).
+        margin: minimum trigger distance to the image border (pixels).
+        nni_band: NNI's (L, U) band for the trigger-centre distance to the victim (pixels).
+        prl_pixels: pixels relabelled by PRL per poisoned label map.
+        min_victim_pixels: images with fewer victim pixels are neither poisoned nor tested for ASR.
+        distance_bands: test-time (L, U) bands for the ASR-against-distance sweep (pixels).
+    """
+
+    downsample: int
+    width: int
+    clean_artifact: str | None
+    clean_epochs: int
+    clean_lr: float
+    poison_epochs: int
+    poison_lr: float
+    batch_size: int
+    poison_rates: tuple[float, ...]
+    trigger_size: int
+    margin: int
+    nni_band: tuple[float, float]
+    prl_pixels: int
+    min_victim_pixels: int
+    distance_bands: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class ZipProfile:
+    """Chapter 2 (ZIP purification on CIFAR-10 / GTSRB): prior, victims and purification sizes.
+
+    Attributes:
+        prior_artifact: the shipped DDPM prior (``artifacts/<name>.safetensors``).
+        victims: victim artifacts ``zip_victim_<dataset>_<attack>`` to evaluate.
+        n_images: test images per dataset (non-target classes) scored under every defense;
+            ZIP purifies each of them clean and triggered.
+        n_sweep: triggered CIFAR-10 BadNets images purified per point of the s and λ sweeps.
+        scale: ZIP's downsampling factor s; lam: the λ of the blend; steps: sampling steps.
+        sweep_scales, sweep_lams: the values of s (at ``lam``) and λ (at ``scale``) swept.
+        batch_size: purification batch size. grid_images: images per row of the figure grids.
+        sample_images: unconditional samples drawn from the prior for the sample grid.
+        throughput_images: images purified by the timed throughput measurement.
+        threads: torch threads (``None``: every core). On the shared 2-core build machine one
+            thread ran the UNet about 4× faster than two under load (2.7 s vs 10.4 s per batch of 48).
+    """
+
+    prior_artifact: str
+    victims: tuple[str, ...]
+    n_images: int
+    n_sweep: int
+    scale: int
+    lam: float
+    steps: int
+    sweep_scales: tuple[int, ...]
+    sweep_lams: tuple[float, ...]
+    batch_size: int
+    grid_images: int
+    sample_images: int
+    throughput_images: int
+    threads: int | None
+
+
+_ZIP_VICTIMS = ("zip_victim_cifar10_badnets", "zip_victim_cifar10_blended", "zip_victim_cifar10_wanet",
+                "zip_victim_gtsrb_badnets")
+
+@dataclass(frozen=True)
+class TransferProfile:
+    """Chapter 6 (transferability of adversarial examples on CIFAR-10).
+
+    Attributes:
+        pool: test images screened for ones every model classifies correctly.
+        images: attacked images (the first ``images`` of the pool that all models get right).
+        surrogates: depths of the pretrained ResNets used as single surrogates.
+        ensemble: depths of the ResNets whose logits the ensemble surrogate averages.
+        eps: L∞ budgets in units of 1/255.
+        steps: attack iterations (FGSM: one).
+        vmi_samples: VMI-FGSM neighbours per iteration (paper: 20).
+        si_scales: SI-FGSM scale copies (paper: 5).
+        admix_mixes, admix_scales: Admix's admixed images and scale copies (paper: 3 and 5).
+        batch_size: evaluation batch size. grid_images: images per adversarial-example grid.
+        threads: torch threads (``None``: every core). On the shared 2-core build machine one
+            thread is several times faster than two, whose synchronisation stalls under load.
+    """
+
+    pool: int
+    images: int
+    surrogates: tuple[int, ...]
+    ensemble: tuple[int, ...]
+    eps: tuple[int, ...]
+    steps: int
+    vmi_samples: int
+    si_scales: int
+    admix_mixes: int
+    admix_scales: int
+    batch_size: int
+    grid_images: int
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class BadSamProfile:
+    """Chapter 1 (BadSAM on a miniature SAM, Weizmann Horse): model, split, adaptation and poisoning settings.
+
+    Attributes:
+        sam_config: ``backdoorbook.models.sam.SAM_CONFIGS`` key of the foundation model.
+        checkpoint: path of a released SAM checkpoint (e.g. ``sam_vit_b_01ec64.pth`` with
+            ``sam_config="vit_b"``); ``None``: the project's pre-trained ``mini_sam_camvid`` artifact.
+        test_images: horse images held out for testing (the rest are the fine-tuning set).
+        epochs, batch_size, lr: adapter fine-tuning (AdamW, cosine decay to zero).
+        adapter_bottleneck: hidden width of each adapter.
+        poison_rates: fractions of the fine-tuning set that carry the trigger.
+        trigger_fraction: trigger side as a fraction of the image height (paper: 0.15).
+        eval_batch_size: batch size for predictions. overlay_images: test images in the figures.
+    """
+
+    sam_config: str
+    checkpoint: str | None
+    test_images: int
+    epochs: int
+    batch_size: int
+    lr: float
+    adapter_bottleneck: int
+    poison_rates: tuple[float, ...]
+    trigger_fraction: float
+    eval_batch_size: int
+    overlay_images: int
+
+
 PROFILES: dict[str, dict[str, object]] = {
+    "01_badsam": {
+        "ci": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=6, batch_size=4, lr=2e-3,
+                            adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
+                            eval_batch_size=48, overlay_images=4),
+        "paper": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=20, batch_size=2, lr=2e-4,
+                               adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
+                               eval_batch_size=48, overlay_images=8),
+    },
+    "06_transferability": {
+        "ci": TransferProfile(pool=1000, images=32, surrogates=(20, 32), ensemble=(20, 32, 44), eps=(8, 16), steps=10,
+                               vmi_samples=3, si_scales=3, admix_mixes=2, admix_scales=2, batch_size=500,
+                               grid_images=6, threads=1),
+        "paper": TransferProfile(pool=10000, images=1000, surrogates=(20, 32, 44, 56), ensemble=(20, 32, 44),
+                                  eps=(8, 16), steps=10, vmi_samples=20, si_scales=5, admix_mixes=3, admix_scales=5,
+                                  batch_size=1000, grid_images=8, threads=None),
+    },
+    "02_zip": {
+        "ci": ZipProfile(prior_artifact="ddpm_cifar10", victims=_ZIP_VICTIMS, n_images=64, n_sweep=48, scale=2,
+                         lam=10.0, steps=20, sweep_scales=(2, 4), sweep_lams=(1.0, 10.0, 100.0), batch_size=64,
+                         grid_images=6, sample_images=16, throughput_images=32, threads=1),
+        "paper": ZipProfile(prior_artifact="ddpm_cifar10", victims=_ZIP_VICTIMS, n_images=2000, n_sweep=1000,
+                            scale=2, lam=10.0, steps=20, sweep_scales=(2, 4, 8), sweep_lams=(0.3, 1.0, 3.0, 10.0, 30.0,
+                                                                                            100.0),
+                            batch_size=250, grid_images=8, sample_images=64, throughput_images=1000, threads=None),
+    },
+    "03_iba": {
+        "ci": IBAProfile(downsample=2, width=16, clean_artifact="iba_camvid_clean_w16_120x90", clean_epochs=40,
+                         clean_lr=3e-3, poison_epochs=3, poison_lr=1e-3, batch_size=32, poison_rates=(0.1, 0.2),
+                         trigger_size=8, margin=4, nni_band=(5.0, 15.0), prl_pixels=500, min_victim_pixels=30,
+                         distance_bands=((5, 10), (10, 20), (20, 30), (30, 45), (45, 70))),
+        "paper": IBAProfile(downsample=1, width=32, clean_artifact=None, clean_epochs=120, clean_lr=3e-3,
+                            poison_epochs=40, poison_lr=1e-3, batch_size=16, poison_rates=(0.05, 0.1, 0.2),
+                            trigger_size=16, margin=8, nni_band=(10.0, 30.0), prl_pixels=2000,
+                            min_victim_pixels=120,
+                            distance_bands=((10, 20), (20, 40), (40, 60), (60, 90), (90, 140))),
+    },
     "00_data": {
         "ci": DataProfile(gallery_images=8, resnet_test_images=None, resnet_train_images=5000, batch_size=500),
         "paper": DataProfile(gallery_images=16, resnet_test_images=None, resnet_train_images=50000, batch_size=1000),

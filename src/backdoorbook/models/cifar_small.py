@@ -1,0 +1,147 @@
+"""Three small CIFAR-10 classifiers from architecture families other than the ResNets.
+
+They serve as black-box *targets* in the transferability chapter: adversarial examples
+crafted on a ResNet surrogate are expected to transfer less to networks built differently.
+All three take [0, 1] images ``[N, 3, 32, 32]`` (CIFAR-10 normalisation lives in the
+:class:`~backdoorbook.models.wrappers.Normalized` wrapper the builders return) and return
+logits ``[N, num_classes]``. They are sized to train in minutes on one CPU thread.
+
+- :class:`VGGSmall`: plain 3x3 conv-BN-ReLU stacks with max pooling, no shortcuts
+  (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+  Recognition", ICLR 2015, arXiv:1409.1556).
+- :class:`MobileNetV2Small`: inverted residual blocks with depthwise convolutions and linear
+  bottlenecks (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+  CVPR 2018, arXiv:1801.04381).
+- :class:`ViTSmall`: a patch-8 Vision Transformer with a class token and learned position
+  embeddings (Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .wrappers import Normalized
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True) if groups > 1 or kernel == 1 else nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class VGGSmall(nn.Module):
+    """VGG-style CNN: stages of two conv-BN-ReLU layers, each followed by 2x2 max pooling, then
+    global average pooling and one linear layer (a flattened 2048-wide head trained unstably at
+    the recipe's learning rate).
+
+    Args:
+        widths: channels of the three stages (32x32, 16x16, 8x8 resolution).
+        num_classes: output logits.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), num_classes: int = 10):
+        super().__init__()
+        layers, in_ch = [], 3
+        for width in widths:
+            layers += [_conv_bn(in_ch, width), _conv_bn(width, width), nn.MaxPool2d(2)]
+            in_ch = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand → 3x3 depthwise → 1x1 linear projection (+ identity if shapes match)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int):
+        super().__init__()
+        hidden = in_ch * expansion
+        self.block = nn.Sequential(_conv_bn(in_ch, hidden, 1), _conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                                   _conv_bn(hidden, out_ch, 1, act=False))
+        self.residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.residual else out
+
+
+class MobileNetV2Small(nn.Module):
+    """A narrow MobileNetV2 for 32x32 inputs (feature maps 32 → 16 → 8 → 4 → 4).
+
+    Args:
+        config: ``(expansion, channels, blocks, first_stride)`` per stage, as in the paper's table 2.
+        stem: channels of the first (full-resolution) 3x3 convolution.
+        head: channels of the final 1x1 convolution before global average pooling.
+    """
+
+    def __init__(self, config: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 2), (4, 24, 2, 2), (4, 48, 2, 2),
+                                                                        (4, 96, 2, 1)),
+                 stem: int = 24, head: int = 256, num_classes: int = 10):
+        super().__init__()
+        layers, in_ch = [_conv_bn(3, stem)], stem
+        for expansion, channels, blocks, stride in config:
+            for index in range(blocks):
+                layers.append(InvertedResidual(in_ch, channels, stride if index == 0 else 1, expansion))
+                in_ch = channels
+        layers.append(_conv_bn(in_ch, head, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(head, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class ViTSmall(nn.Module):
+    """Vision Transformer: non-overlapping ``patch`` x ``patch`` patches → pre-norm encoder → class token.
+
+    Args:
+        patch: patch side (8 gives 16 tokens on 32x32 images; cheap enough to train on one CPU thread).
+        dim, depth, heads, mlp_ratio: width, number of encoder layers, attention heads, MLP expansion.
+    """
+
+    def __init__(self, patch: int = 8, dim: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: int = 2,
+                 image_size: int = 32, num_classes: int = 10):
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch}")
+        tokens = (image_size // patch) ** 2
+        self.embed = nn.Conv2d(3, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], 1) + self.position
+        return self.head(self.norm(self.encoder(tokens))[:, 0])
+
+
+#: Builders of the unwrapped networks, by the name used for their artifacts (``cifar10_<name>``).
+SMALL_ARCHITECTURES = {"vgg": VGGSmall, "mobilenetv2": MobileNetV2Small, "vit": ViTSmall}
+
+
+def cifar_small(name: str, num_classes: int = 10) -> Normalized:
+    """A randomly initialised small CIFAR-10 net (``"vgg"``, ``"mobilenetv2"`` or ``"vit"``), [0, 1] inputs."""
+    if name not in SMALL_ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(SMALL_ARCHITECTURES)}")
+    return Normalized(SMALL_ARCHITECTURES[name](num_classes=num_classes), CIFAR10_MEAN, CIFAR10_STD)
+
+
+def load_cifar_small(name: str) -> Normalized:
+    """The project-trained ``name`` target from ``artifacts/cifar10_<name>`` (sha256-verified), in eval mode."""
+    from ..artifacts import load_artifact
+
+    model = cifar_small(name)
+    model.load_state_dict(load_artifact(f"cifar10_{name}"))
+    return model.eval()

@@ -1,0 +1,89 @@
+"""Poison-only backdoor data poisoning: add a trigger to a random fraction of a training set.
+
+The attacker of BadNets (arXiv 1708.06733), Blended (arXiv 1712.05526) and the poison-only
+WaNet variant (arXiv 2102.10369) controls only training data: they pick ``rate`` of the
+training samples, add the trigger and relabel them to ``target`` (dirty label). In the
+clean-label setting (SIG, arXiv 1902.11237) they poison only samples of the target class and
+keep every label. Training then proceeds as usual on the returned set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from . import triggers
+
+Trigger = Callable[[torch.Tensor], torch.Tensor]
+
+#: Trigger names understood by :func:`make_trigger`.
+TRIGGER_NAMES = ("badnets", "blended", "wanet", "sig")
+
+
+def make_trigger(name: str, image_size: int = 32, channels: int = 3, seed: int = 0, **overrides) -> Trigger:
+    """A ready-to-apply trigger with the settings of ZIP's victims (arXiv 2303.12175, authors' code).
+
+    ``badnets``: 3×3 checkerboard, bottom-right, 1 px margin; ``blended``: seeded noise pattern,
+    alpha 0.2; ``wanet``: k = 4 control grid, strength 0.5; ``sig``: delta 20/255, 6 periods.
+    ``overrides`` replace any keyword of the underlying function (e.g. ``strength=1.0``);
+    ``seed`` fixes the random pattern / warp field, so train and test triggers match.
+    """
+    if name == "badnets":
+        return partial(triggers.badnets, **{"size": 3, "margin": 1, **overrides})
+    if name == "blended":
+        pattern = triggers.blend_pattern((channels, image_size, image_size), seed=seed)
+        return partial(triggers.blended, pattern=pattern, **{"alpha": 0.2, **overrides})
+    if name == "wanet":
+        field = triggers.wanet_field(image_size, k=overrides.pop("k", 4), seed=seed)
+        return partial(triggers.wanet, field=field, **{"strength": 0.5, **overrides})
+    if name == "sig":
+        return partial(triggers.sig, **{"delta": 20 / 255, "frequency": 6, **overrides})
+    raise ValueError(f"unknown trigger {name!r}; choose one of {', '.join(TRIGGER_NAMES)}")
+
+
+@dataclass(frozen=True)
+class PoisonedSet:
+    """A training set after poisoning: ``images`` ``[N, C, H, W]`` in [0, 1], ``labels`` ``[N]``,
+    and the sorted ``indices`` (LongTensor) of the samples that carry the trigger."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+
+    @property
+    def rate(self) -> float:
+        """Fraction of the set that is poisoned."""
+        return len(self.indices) / len(self.labels)
+
+
+def poison_dataset(images: torch.Tensor, labels: torch.Tensor, trigger: Trigger, *, rate: float, target: int,
+                   seed: int = 0, clean_label: bool = False, batch_size: int = 4096) -> PoisonedSet:
+    """Apply ``trigger`` to ``round(rate * N)`` randomly chosen samples and relabel them ``target``.
+
+    Args:
+        images: float ``[N, C, H, W]`` in [0, 1]; labels: long ``[N]``. Neither is modified.
+        trigger: a function of a batch of images, e.g. ``functools.partial(triggers.badnets, size=3)``.
+        rate: poisoned fraction of the whole set, in (0, 1].
+        target: the attacker's class; dirty-label poisoning draws only non-target samples.
+        seed: seeds the choice of samples. clean_label: poison target-class samples, keep labels.
+    """
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"need images [N, C, H, W] and labels [N], got {tuple(images.shape)}, {tuple(labels.shape)}")
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate must lie in (0, 1], got {rate}")
+    if not 0 <= target <= int(labels.max()):
+        raise ValueError(f"target {target} is not one of the labels 0..{int(labels.max())}")
+    pool = torch.nonzero(labels == target if clean_label else labels != target).flatten()
+    count = round(rate * len(labels))
+    if count > len(pool):
+        raise ValueError(f"cannot poison {count} samples: only {len(pool)} are eligible")
+    chosen = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:count]].sort().values
+    poisoned, new_labels = images.clone(), labels.clone()
+    for start in range(0, count, batch_size):
+        index = chosen[start:start + batch_size]
+        poisoned[index] = trigger(images[index])
+    new_labels[chosen] = target
+    return PoisonedSet(poisoned, new_labels, chosen)
