@@ -19,27 +19,32 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def render_scorecard(records: list[dict]) -> str:
-    """One table row per claim of every chapter: claim, paper's figure (with tag), ours, verdict."""
+    """A summary per chapter, then one table per chapter: claim, verdict, paper's figure (with tag), ours, rule."""
     claims = [(rec, c) for rec in records for c in rec.get("claims", [])]
     if not claims:
         raise ValueError("no claims in any results record: the scorecard would be empty")
     tally = {v: sum(c["verdict"] == v for _, c in claims) for v in ("reproduced", "not reproduced")}
-    rows = []
-    for rec, c in claims:
-        paper = f"{c['paper']} {c['source']}" if c.get("paper") else "not available"
-        verdict = f"**{c['verdict']}**"
-        if c.get("note"):
-            verdict += f" — {c['note']}"
-        rows.append([rec["title"], c["statement"], c["rule"], paper, c["ours"], verdict])
-    return "\n\n".join([
+    summary = [[rec["title"], len(rec["claims"]), sum(c["verdict"] == "reproduced" for c in rec["claims"])]
+               for rec in records if rec.get("claims")]
+    parts = [
         "# Scorecard",
         "Every claim checked by a chapter of this build, with the paper's figure where one is "
         "known (source tags as in the introduction: [abs] abstract, [code] authors' code, "
         "[review] public reviews, [3p] third party, [?] unconfirmed) and our figure from this "
         "build. The rule and its threshold were fixed in code before the chapter ran.",
         f"**{len(claims)} claims: {tally['reproduced']} reproduced, {tally['not reproduced']} not reproduced.**",
-        _table(["Chapter", "Claim", "Rule", "Paper", "Ours", "Verdict"], rows),
-    ]) + "\n"
+        _table(["Chapter", "Claims", "Reproduced"], summary),
+    ]
+    for rec in records:
+        if not rec.get("claims"):
+            continue
+        rows = []
+        for c in rec["claims"]:
+            paper = f"{c['paper']} {c['source']}" if c.get("paper") else "not available"
+            verdict = f"**{c['verdict']}**" + (f" — {c['note']}" if c.get("note") else "")
+            rows.append([c["statement"], verdict, paper, c["ours"], c["rule"]])
+        parts += [f"## {rec['title']}", _table(["Claim", "Verdict", "Paper", "Ours", "Rule"], rows)]
+    return "\n\n".join(parts) + "\n"
 
 
 def render_execution_report(records: list[dict], build_log: dict) -> str:
