@@ -6,12 +6,7 @@ from backdoorbook.models.cifar_small import SMALL_ARCHITECTURES, InvertedResidua
 from backdoorbook.models.train_cifar_targets import RECIPES, train_one
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", list(SMALL_ARCHITECTURES))

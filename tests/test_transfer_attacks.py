@@ -15,13 +15,7 @@ EPS = 8 / 255
 TINY = {"vmifgsm": {"samples": 2}, "sim": {"scales": 2}, "admix": {"mixes": 2, "scales": 2}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing a busy CPU (torch's default is every core)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
