@@ -46,9 +46,11 @@ class IBAProfile:
         width: first-stage channels of the small DeepLab.
         clean_artifact: name of the shipped clean pre-trained model (``None``: train it in the chapter).
         clean_epochs, clean_lr: the clean pre-training (AdamW, cosine schedule).
-        poison_epochs, poison_lr: training of every model (clean control and attacked) on its
-            training set, starting from the clean pre-trained weights.
-        batch_size: training batch size.
+        poison_epochs, poison_lr, poison_batch_size: training of every compared model (clean
+            control and attacked) on its training set, starting from the clean pre-trained weights.
+        ship_compared_models: load the compared models from artifacts trained with exactly these
+            settings by ``tools/train_iba_models.py`` (``False``: train them in the chapter).
+        batch_size: batch size of the clean pre-training.
         poison_rates: fractions of the training set that are poisoned.
         trigger_size: side of the square trigger (pixels).
         margin: minimum trigger distance to the image border (pixels).
@@ -65,6 +67,8 @@ class IBAProfile:
     clean_lr: float
     poison_epochs: int
     poison_lr: float
+    poison_batch_size: int
+    ship_compared_models: bool
     batch_size: int
     poison_rates: tuple[float, ...]
     trigger_size: int
@@ -186,7 +190,7 @@ PROFILES: dict[str, dict[str, object]] = {
                                eval_batch_size=48, overlay_images=8),
     },
     "06_transferability": {
-        "ci": TransferProfile(pool=1000, images=32, surrogates=(20, 32), ensemble=(20, 32, 44), eps=(8, 16), steps=10,
+        "ci": TransferProfile(pool=1000, images=64, surrogates=(20, 32), ensemble=(20, 32, 44), eps=(8, 16), steps=10,
                                vmi_samples=3, si_scales=3, admix_mixes=2, admix_scales=2, batch_size=500,
                                grid_images=6, threads=1),
         "paper": TransferProfile(pool=10000, images=1000, surrogates=(20, 32, 44, 56), ensemble=(20, 32, 44),
@@ -204,11 +208,13 @@ PROFILES: dict[str, dict[str, object]] = {
     },
     "03_iba": {
         "ci": IBAProfile(downsample=2, width=16, clean_artifact="iba_camvid_clean_w16_120x90", clean_epochs=40,
-                         clean_lr=3e-3, poison_epochs=3, poison_lr=1e-3, batch_size=32, poison_rates=(0.1, 0.2),
+                         clean_lr=3e-3, poison_epochs=60, poison_lr=1e-3, poison_batch_size=8,
+                         ship_compared_models=True, batch_size=32, poison_rates=(0.1, 0.2),
                          trigger_size=8, margin=4, nni_band=(5.0, 15.0), prl_pixels=500, min_victim_pixels=30,
                          distance_bands=((5, 10), (10, 20), (20, 30), (30, 45), (45, 70))),
         "paper": IBAProfile(downsample=1, width=32, clean_artifact=None, clean_epochs=120, clean_lr=3e-3,
-                            poison_epochs=40, poison_lr=1e-3, batch_size=16, poison_rates=(0.05, 0.1, 0.2),
+                            poison_epochs=100, poison_lr=1e-3, poison_batch_size=8,
+                            ship_compared_models=False, batch_size=16, poison_rates=(0.05, 0.1, 0.2),
                             trigger_size=16, margin=8, nni_band=(10.0, 30.0), prl_pixels=2000,
                             min_victim_pixels=120,
                             distance_bands=((10, 20), (20, 40), (40, 60), (60, 90), (90, 140))),
