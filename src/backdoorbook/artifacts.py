@@ -40,6 +40,7 @@ def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{name}.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
+    weights.chmod(0o644)  # safetensors writes owner-only files
     record = {"name": name, **provenance, "git_commit": runtime.git_commit(),
               "versions": runtime.package_versions(), "created_at": dt.datetime.now(dt.timezone.utc).isoformat(
                   timespec="seconds"), "file": weights.name, "size": weights.stat().st_size,
@@ -69,6 +70,21 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
                             f"regenerate it with: {record['command']}")
     _used[f"artifacts/{record['file']}"] = actual
     return load_file(str(weights))
+
+
+def load_trained_artifact(name: str, recipe: dict, seed: int, directory: Path = ARTIFACTS_DIR
+                          ) -> dict[str, torch.Tensor]:
+    """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe`` and ``seed``.
+
+    Its training script stores both in the provenance (keys ``recipe`` and ``seed``); a model
+    trained with other settings than the chapter's profile is refused, naming the difference.
+    """
+    record = artifact_provenance(name, directory)
+    expected, found = {"recipe": recipe, "seed": seed}, {"recipe": record.get("recipe"), "seed": record.get("seed")}
+    if found != expected:
+        raise ArtifactError(f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
+                            f"retrain it with: {record['command']}")
+    return load_artifact(name, directory)
 
 
 def used_artifacts() -> dict[str, str]:

@@ -180,7 +180,135 @@ class BadSamProfile:
     overlay_images: int
 
 
+@dataclass(frozen=True)
+class ClipDefenseProfile:
+    """Chapter 4 (backdoors in a miniature CLIP; CleanCLIP, TA-Cleaner, UBT): data, attacks and defenses.
+
+    Attributes:
+        clean_artifact: the shipped clean pre-trained mini-CLIP (``None``: pre-train it in the chapter
+            for ``clean_epochs`` on ``pretrain_cifar_per_class`` + ``pretrain_mini_per_class`` pairs per class).
+        clean_epochs, pretrain_cifar_per_class, pretrain_mini_per_class: that pre-training (when done here;
+            the per-class counts also define the pool the fine-tuning and defense sets are drawn from).
+        test_cifar_per_class, test_mini_per_class: zero-shot test images per class (110 classes).
+        target_class: the attacker's target class name.
+        attacks: attacks of :data:`backdoorbook.attacks.clip_poison.CLIP_ATTACKS` to run.
+        poison_set_pairs: pairs of the (continued) poisoned pre-training set, of which ``poison_count`` are poisoned.
+        poison_epochs, poison_lr: that training (the clean control gets the same, without poison).
+        defense_pairs: clean pairs the defender fine-tunes on (disjoint from the poisoned set).
+        defense_epochs, defense_lr: every defense's fine-tuning. batch_size: all contrastive training.
+        badclip_steps, badclip_image_weight: the BadCLIP patch optimisation.
+        ta_subset_fraction, ta_subcaption_weight, ta_ablation_subset_fraction: TA-Cleaner and its ablation.
+        ubt_suspects, ubt_overfit_epochs, ubt_focus_fraction, ubt_tokens, ubt_forget_weight: UBT
+            (``ubt_tokens``: localised tokens per caption; the ablation unlearns whole captions).
+        ablation_attack: the attack the three ablations run on.
+        plot_images: test images per embedding plot. threads: torch threads (``None``: every core).
+    """
+
+    clean_artifact: str | None
+    clean_epochs: int
+    pretrain_cifar_per_class: int
+    pretrain_mini_per_class: int
+    test_cifar_per_class: int
+    test_mini_per_class: int
+    target_class: str
+    attacks: tuple[str, ...]
+    poison_set_pairs: int
+    poison_count: int
+    poison_epochs: int
+    poison_lr: float
+    defense_pairs: int
+    defense_epochs: int
+    defense_lr: float
+    batch_size: int
+    badclip_steps: int
+    badclip_image_weight: float
+    ta_subset_fraction: float
+    ta_subcaption_weight: float
+    ta_ablation_subset_fraction: float
+    ubt_suspects: int
+    ubt_overfit_epochs: int
+    ubt_focus_fraction: float
+    ubt_tokens: int
+    ubt_forget_weight: float
+    ablation_attack: str
+    plot_images: int
+    threads: int | None
+
+
+_CLIP_ATTACKS = ("badnets", "blended", "sig", "wanet", "badclip")
+
+@dataclass(frozen=True)
+class FLBAProfile:
+    """Chapter 5 (FLBA, backdoors in few-shot fine-tuning on miniImageNet): episodes and attack settings.
+
+    Attributes:
+        backbone_artifact: the shipped Conv-4 pre-trained on the 64 base classes (42 px).
+        n_way, shots, n_query: episodes are ``n_way``-way, each K in ``shots``, ``n_query`` queries per class.
+        episodes: episodes per shot setting (the same seeded episodes for every condition).
+        target: the attacker's target, an episode-local class index (classes are shuffled per episode).
+        patch_size: side of the FLBA patch and the BadNets checkerboard (px, bottom-right).
+        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation ([0, 1] pixel units).
+        eps, pgd_steps, pgd_step_size, lam: the attractive / repulsive PGD (lam weighs the stay-close term).
+        badnets_rates: fractions of non-target support images stamped and relabelled in the baseline.
+        finetune_epochs, finetune_batch_size, finetune_lr: Baseline++ fine-tuning (passes over the support set).
+        threads: torch threads (``None``: every core).
+
+    ``paper`` uses the authors' attack settings (600 episodes, 80 trigger steps of 0.0045, PGD 20 x 4/255);
+    ``ci`` takes fewer, larger trigger steps (the same total travel) and 10 PGD steps of 2/255.
+    Both use the shipped 42 px Conv-4 (no 84 px ResNet backbone is shipped).
+    """
+
+    backbone_artifact: str
+    n_way: int
+    shots: tuple[int, ...]
+    n_query: int
+    episodes: int
+    target: int
+    patch_size: int
+    trigger_steps: int
+    trigger_step_size: float
+    eps: float
+    pgd_steps: int
+    pgd_step_size: float
+    lam: float
+    badnets_rates: tuple[float, ...]
+    finetune_epochs: int
+    finetune_batch_size: int
+    finetune_lr: float
+    threads: int | None
+
+
 PROFILES: dict[str, dict[str, object]] = {
+    "05_flba": {
+        "ci": FLBAProfile(backbone_artifact="flba_conv4_miniimagenet42", n_way=5, shots=(1, 5), n_query=15, episodes=40,
+                          target=0, patch_size=8, trigger_steps=30, trigger_step_size=0.012, eps=8 / 255, pgd_steps=10,
+                          pgd_step_size=2 / 255, lam=1.5, badnets_rates=(0.25, 0.5), finetune_epochs=100,
+                          finetune_batch_size=4, finetune_lr=1e-2, threads=1),
+        "paper": FLBAProfile(backbone_artifact="flba_conv4_miniimagenet42", n_way=5, shots=(1, 5), n_query=15,
+                             episodes=600, target=0, patch_size=8, trigger_steps=80, trigger_step_size=0.0045,
+                             eps=8 / 255, pgd_steps=20, pgd_step_size=4 / 255, lam=1.5, badnets_rates=(0.25, 0.5),
+                             finetune_epochs=100, finetune_batch_size=4, finetune_lr=1e-2, threads=None),
+    },
+    "04_clip_defenses": {
+        "ci": ClipDefenseProfile(clean_artifact="clip_mini_clean_32px", clean_epochs=50, pretrain_cifar_per_class=2000,
+                                 pretrain_mini_per_class=80, test_cifar_per_class=100, test_mini_per_class=20,
+                                 target_class="hotdog", attacks=_CLIP_ATTACKS, poison_set_pairs=3000,
+                                 poison_count=150, poison_epochs=5, poison_lr=2e-3, defense_pairs=1000,
+                                 defense_epochs=5, defense_lr=1e-3, batch_size=128, badclip_steps=150,
+                                 badclip_image_weight=1.0, ta_subset_fraction=0.5, ta_subcaption_weight=1.0,
+                                 ta_ablation_subset_fraction=1.0, ubt_suspects=32, ubt_overfit_epochs=2,
+                                 ubt_focus_fraction=0.5, ubt_tokens=2, ubt_forget_weight=1.0,
+                                 ablation_attack="badclip", plot_images=300, threads=1),
+        "paper": ClipDefenseProfile(clean_artifact=None, clean_epochs=100, pretrain_cifar_per_class=5000,
+                                    pretrain_mini_per_class=80, test_cifar_per_class=1000, test_mini_per_class=20,
+                                    target_class="hotdog", attacks=_CLIP_ATTACKS, poison_set_pairs=20000,
+                                    poison_count=200, poison_epochs=10, poison_lr=2e-3, defense_pairs=10000,
+                                    defense_epochs=10, defense_lr=1e-3, batch_size=256, badclip_steps=1000,
+                                    badclip_image_weight=1.0, ta_subset_fraction=0.5, ta_subcaption_weight=1.0,
+                                    ta_ablation_subset_fraction=1.0, ubt_suspects=200, ubt_overfit_epochs=5,
+                                    ubt_focus_fraction=0.5, ubt_tokens=2, ubt_forget_weight=1.0,
+                                    ablation_attack="badclip", plot_images=1000, threads=None),
+    },
     "01_badsam": {
         "ci": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=6, batch_size=4, lr=2e-3,
                             adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,

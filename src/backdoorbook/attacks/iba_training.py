@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifacts import ARTIFACTS_DIR, ArtifactError, artifact_provenance, load_artifact
+from ..artifacts import ARTIFACTS_DIR, load_trained_artifact
 from ..models.segmentation import small_deeplab
 from ..train import fit, random_crop_flip
 from .iba import METHODS, IBAConfig, eligible_for_poisoning, poison_dataset, select_poison_indices
@@ -92,13 +92,6 @@ def train_from_clean(clean_state: dict, data: TrainingSet, cfg, num_classes: int
 def load_compared_model(cfg, key: tuple[str, float], num_classes: int, *, seed: int = 0,
                         device: torch.device | str = "cpu", directory: Path = ARTIFACTS_DIR) -> nn.Module:
     """A shipped compared model (checksum verified); refuses one trained with another recipe or seed."""
-    name = artifact_name(cfg, key)
-    provenance = artifact_provenance(name, directory)
-    expected = {"recipe": recipe(cfg), "seed": seed}
-    found = {"recipe": provenance.get("recipe"), "seed": provenance.get("seed")}
-    if found != expected:
-        raise ArtifactError(f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
-                         "retrain it with tools/train_iba_models.py")
     model = small_deeplab(num_classes, cfg.width).to(device)
-    model.load_state_dict(load_artifact(name, directory))
+    model.load_state_dict(load_trained_artifact(artifact_name(cfg, key), recipe(cfg), seed, directory))
     return model.eval()

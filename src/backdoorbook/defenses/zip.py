@@ -31,7 +31,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from ..runtime import progress_enabled
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -141,7 +143,7 @@ def zip_purify(images: torch.Tensor, unet: nn.Module, alphas_cumprod: torch.Tens
     times = timestep_schedule(len(abar), steps)
     generator = torch.Generator().manual_seed(seed)
     batches = range(0, len(images), batch_size)
-    bar = tqdm(total=len(batches) * len(times), desc="ZIP purify", disable=not progress)
+    bar = tqdm(total=len(batches) * len(times), desc="ZIP purify", disable=not progress_enabled(progress))
     out = []
     for start in batches:
         x = images[start:start + batch_size].to(device) * 2 - 1

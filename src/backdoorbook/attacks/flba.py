@@ -1,0 +1,207 @@
+"""FLBA: a backdoor in few-shot fine-tuning through a hidden, correctly labelled support set.
+
+Liu, Jia, Gu, Xun, Liang and Cao, "Does Few-shot Learning Suffer from Backdoor Attacks?",
+AAAI 2024, arXiv:2401.01377 — FLBA, the Few-shot Learning Backdoor Attack.
+
+Threat model: a victim fine-tunes a classifier on a tiny support set (N-way K-shot) on top
+of a frozen pre-trained backbone. The attacker knows the backbone and may alter the support
+images before fine-tuning, but not their labels (dirty labels are conspicuous among five
+images) and not the training procedure. At test time any query carrying the trigger should
+be classified as the target class, while clean queries stay correct.
+
+1. :func:`optimize_trigger`: a ``size`` x ``size`` bottom-right patch optimised by signed
+   gradient steps to minimise the cosine similarity between the features of patched and
+   clean support images (so the patch dominates the features of whatever it is pasted on).
+2. :func:`flba_perturb`: PGD perturbations ``||delta||_inf <= eps`` of the support images,
+   labels untouched. With ``mu`` the mean feature of the patched support set (fixed before
+   PGD), target-class images get the *attractive* perturbation, maximising
+   ``cos(f(x + delta), mu) + lam * cos(f(x + delta), f(x))``; the others the *repulsive* one,
+   the first term negated. Fine-tuning then ties the target class to the trigger's feature
+   direction and pushes the other classes away from it.
+3. :func:`badnets_support`: the ordinary baseline, dirty-label support poisoning: a
+   checkerboard (:func:`backdoorbook.triggers.badnets`) on some non-target support images,
+   relabelled as the target.
+
+Images are float ``[N, 3, H, W]`` in [0, 1]; ``backbone`` maps them to features ``[N, D]``
+(frozen, eval mode; gradients flow to the inputs only). Defaults follow the authors' code
+at 84 px (16 px patch, 80 trigger steps, PGD 20 steps of 4/255 within 8/255, lam 1.5); the
+trigger step 0.02 in normalised units is about 0.0045 in [0, 1] pixel units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import triggers
+from ..few_shot import episode_rates, extract_features, finetune_cosine_classifiers
+
+#: The three FLBA variants of the chapter: which support images receive their perturbation.
+VARIANTS = ("full", "attractive_only", "repulsive_only")
+
+
+def apply_patch(images: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
+    """Paste ``patch`` ``[3, s, s]`` (in [0, 1]) into the bottom-right corner of every image."""
+    _, _, h, w = images.shape
+    return triggers.stamp(images, patch, h - patch.shape[1], w - patch.shape[2])
+
+
+def feature_gap(backbone: nn.Module, images: torch.Tensor, patch: torch.Tensor) -> float:
+    """``1 - mean cos(f(patched), f(clean))`` over ``images``: 0 when the patch changes nothing."""
+    with torch.no_grad():
+        return 1.0 - F.cosine_similarity(backbone(apply_patch(images, patch)), backbone(images), dim=1).mean().item()
+
+
+def _frozen(backbone: nn.Module) -> None:
+    if backbone.training:
+        raise ValueError("put the backbone in eval mode (batch-norm statistics must not follow the attack)")
+
+
+def optimize_trigger(backbone: nn.Module, images: torch.Tensor, *, size: int = 16, steps: int = 80,
+                     step_size: float = 0.0045, seed: int = 0) -> torch.Tensor:
+    """FLBA step 1: the bottom-right patch ``[3, size, size]`` in [0, 1] minimising cos(f(patched), f(clean)).
+
+    Starts from seeded uniform noise and takes ``steps`` signed-gradient steps of ``step_size``
+    on the mean cosine similarity over ``images`` (the support set), clipping to [0, 1].
+    """
+    _frozen(backbone)
+    if images.ndim != 4 or not 1 <= size <= min(images.shape[2:]):
+        raise ValueError(f"need images [N, C, H, W] at least {size} px wide, got {tuple(images.shape)}")
+    if steps < 0 or step_size <= 0:
+        raise ValueError(f"need steps >= 0 and step_size > 0, got {steps}, {step_size}")
+    device = images.device
+    generator = torch.Generator().manual_seed(seed)
+    patch = torch.rand(images.shape[1], size, size, generator=generator).to(device)
+    with torch.no_grad():
+        clean = backbone(images)
+    for _ in range(steps):
+        patch.requires_grad_(True)
+        similarity = F.cosine_similarity(backbone(apply_patch(images, patch)), clean, dim=1).mean()
+        grad, = torch.autograd.grad(similarity, patch)
+        patch = (patch.detach() - step_size * grad.sign()).clamp(0, 1)
+    return patch.detach()
+
+
+def flba_perturb(backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: int, patch: torch.Tensor,
+                 *, eps: float = 8 / 255, step_size: float = 4 / 255, steps: int = 20,
+                 lam: float = 1.5) -> torch.Tensor:
+    """FLBA step 2: attractive (label ``target``) and repulsive (other labels) PGD perturbations.
+
+    Returns perturbed support images ``[N, C, H, W]`` with ``|x' - x| <= eps`` and values in [0, 1];
+    labels are unchanged. Each image's objective depends only on that image (``mu`` is computed
+    once, beforehand), so the attractive-only and repulsive-only ablations are the full result
+    restricted to one group (see :func:`flba_variants`).
+    """
+    _frozen(backbone)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if eps < 0 or step_size <= 0 or steps < 0:
+        raise ValueError(f"need eps >= 0, step_size > 0, steps >= 0, got {eps}, {step_size}, {steps}")
+    with torch.no_grad():
+        mu = backbone(apply_patch(images, patch)).mean(0, keepdim=True)
+        clean = backbone(images)
+    sign = torch.where(labels.to(images.device) == target, 1.0, -1.0)
+    adv = images.clone()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        features = backbone(adv)
+        objective = (sign * F.cosine_similarity(features, mu, dim=1)
+                     + lam * F.cosine_similarity(features, clean, dim=1)).sum()
+        grad, = torch.autograd.grad(objective, adv)
+        adv = adv.detach() + step_size * grad.sign()
+        adv = (images + (adv - images).clamp(-eps, eps)).clamp(0, 1)
+    return adv.detach()
+
+
+def flba_variants(clean: torch.Tensor, perturbed: torch.Tensor, labels: torch.Tensor,
+                  target: int) -> dict[str, torch.Tensor]:
+    """Support sets of the full attack and its two ablations from one :func:`flba_perturb` result."""
+    is_target = (labels == target).to(clean.device)[:, None, None, None]
+    return {"full": perturbed, "attractive_only": torch.where(is_target, perturbed, clean),
+            "repulsive_only": torch.where(is_target, clean, perturbed)}
+
+
+@dataclass(frozen=True)
+class PoisonedSupport:
+    """Dirty-label support set: images, labels (poisoned ones set to the target), and which were poisoned."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    poisoned: torch.Tensor  # bool [N]
+
+
+def badnets_support(images: torch.Tensor, labels: torch.Tensor, target: int, *, rate: float, size: int = 16,
+                    seed: int = 0) -> PoisonedSupport:
+    """BadNets-style support poisoning: stamp a ``size`` px checkerboard (bottom-right) on
+    ``round(rate * #non-target)`` (at least one) non-target support images and relabel them ``target``."""
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate must lie in (0, 1], got {rate}")
+    candidates = (labels != target).nonzero().flatten()
+    if len(candidates) == 0:
+        raise ValueError(f"every support label is the target {target}; nothing to poison")
+    count = max(1, round(rate * len(candidates)))
+    chosen = candidates[torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:count]]
+    poisoned = torch.zeros(len(labels), dtype=torch.bool)
+    poisoned[chosen] = True
+    out = images.clone()
+    out[chosen.to(images.device)] = badnets_trigger(images[chosen.to(images.device)], size)
+    new_labels = labels.clone()
+    new_labels[chosen] = target
+    return PoisonedSupport(out, new_labels, poisoned)
+
+
+def badnets_trigger(images: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """The baseline's trigger: a ``size`` px checkerboard flush with the bottom-right corner."""
+    return triggers.badnets(images, size=size, margin=0)
+
+
+@dataclass
+class EpisodeOutcome:
+    """One episode's ``condition -> (clean accuracy %, ASR %)`` and the attack's ingredients (for figures)."""
+
+    rates: dict[str, tuple[float, float]]
+    patch: torch.Tensor
+    support: torch.Tensor
+    perturbed: torch.Tensor
+    support_labels: torch.Tensor
+
+
+def attack_episode(backbone: nn.Module, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
+                   query_labels: torch.Tensor, *, target: int = 0, patch_size: int = 16, trigger_steps: int = 80,
+                   trigger_step_size: float = 0.0045, eps: float = 8 / 255, pgd_step_size: float = 4 / 255,
+                   pgd_steps: int = 20, lam: float = 1.5, badnets_rates: tuple[float, ...] = (0.25, 0.5),
+                   finetune_epochs: int = 100, finetune_batch_size: int = 4, finetune_lr: float = 1e-2,
+                   seed: int = 0) -> EpisodeOutcome:
+    """Fine-tune a Baseline++ head on the clean, BadNets-poisoned and FLBA support sets of one episode.
+
+    Conditions: ``clean`` (ASR under the FLBA trigger), ``badnets_<rate>`` (ASR under the
+    checkerboard), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
+    query images are ``[S, 3, H, W]`` / ``[Q, 3, H, W]`` in [0, 1], labels episode-local 0..N-1.
+    """
+    n_way = int(support_labels.max()) + 1
+    patch = optimize_trigger(backbone, support, size=patch_size, steps=trigger_steps, step_size=trigger_step_size,
+                             seed=seed)
+    flba_queries = apply_patch(query, patch)
+    conditions = {"clean": (support, support_labels, flba_queries)}
+    badnets_queries = badnets_trigger(query, patch_size)
+    for rate in badnets_rates:
+        poisoned = badnets_support(support, support_labels, target, rate=rate, size=patch_size, seed=seed)
+        conditions[f"badnets_{rate:g}"] = (poisoned.images, poisoned.labels, badnets_queries)
+    perturbed = flba_perturb(backbone, support, support_labels, target, patch, eps=eps, step_size=pgd_step_size,
+                             steps=pgd_steps, lam=lam)
+    for name, images in flba_variants(support, perturbed, support_labels, target).items():
+        conditions["flba" if name == "full" else f"flba_{name}"] = (images, support_labels, flba_queries)
+    features = torch.stack([extract_features(backbone, images) for images, _, _ in conditions.values()])
+    labels = torch.stack([labels for _, labels, _ in conditions.values()])
+    heads = finetune_cosine_classifiers(features, labels, n_way, epochs=finetune_epochs,
+                                        batch_size=finetune_batch_size, lr=finetune_lr, seed=seed)
+    query_features = extract_features(backbone, query)
+    triggered = {"flba": extract_features(backbone, flba_queries),
+                 "badnets": extract_features(backbone, badnets_queries)}
+    rates = {name: episode_rates(head, query_features, query_labels,
+                                 triggered["badnets" if name.startswith("badnets") else "flba"], target)
+             for head, name in zip(heads, conditions)}
+    return EpisodeOutcome(rates, patch, support, perturbed, support_labels)

@@ -1,0 +1,95 @@
+"""FLBA: trigger optimisation, attractive/repulsive PGD, the BadNets support baseline, one tiny episode."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backdoorbook.attacks.flba import (VARIANTS, apply_patch, attack_episode, badnets_support, feature_gap,
+                                       flba_perturb, flba_variants, optimize_trigger)
+from backdoorbook.models.conv4 import conv4_backbone
+
+
+@pytest.fixture
+def backbone():
+    torch.manual_seed(0)
+    return conv4_backbone(width=8).eval().requires_grad_(False)
+
+
+def _support(n=10, size=32, seed=0):
+    images = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    images[0] = 0.0  # saturated images: the [0, 1] clip must bind
+    images[1] = 1.0
+    return images, torch.arange(5).repeat_interleave(n // 5)
+
+
+def test_apply_patch_touches_only_the_bottom_right_corner():
+    images = torch.zeros(2, 3, 16, 16)
+    out = apply_patch(images, torch.ones(3, 4, 4))
+    assert out[:, :, 12:, 12:].eq(1).all() and out.sum() == 2 * 3 * 16
+    assert images.eq(0).all()
+
+
+def test_trigger_optimisation_increases_the_feature_gap(backbone, one_thread):
+    images, _ = _support()
+    start = optimize_trigger(backbone, images, size=8, steps=0, seed=1)
+    patch = optimize_trigger(backbone, images, size=8, steps=15, step_size=0.03, seed=1)
+    assert patch.shape == (3, 8, 8) and patch.min() >= 0 and patch.max() <= 1
+    assert feature_gap(backbone, images, patch) > feature_gap(backbone, images, start) + 0.01
+
+
+def test_pgd_stays_in_the_eps_ball_and_the_unit_cube(backbone, one_thread):
+    images, labels = _support()
+    patch = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(2))
+    eps = 8 / 255
+    adv = flba_perturb(backbone, images, labels, 0, patch, eps=eps, steps=5)
+    assert adv.shape == images.shape
+    assert (adv - images).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert (adv - images).abs().max() > eps / 2  # it did move
+
+
+def test_attraction_and_repulsion_move_features_the_right_way(backbone, one_thread):
+    images, labels = _support()
+    patch = optimize_trigger(backbone, images, size=8, steps=5, step_size=0.03)
+    adv = flba_perturb(backbone, images, labels, 0, patch, steps=10, step_size=1 / 255, lam=0.0)
+    with torch.no_grad():
+        mu = backbone(apply_patch(images, patch)).mean(0, keepdim=True)
+        before = F.cosine_similarity(backbone(images), mu, dim=1)
+        after = F.cosine_similarity(backbone(adv), mu, dim=1)
+    target = labels == 0
+    assert (after[target] > before[target]).all()
+    assert (after[~target] < before[~target]).all()
+
+
+def test_variants_split_the_perturbation_by_class():
+    clean, labels = torch.zeros(4, 3, 2, 2), torch.tensor([0, 0, 1, 2])
+    perturbed = torch.ones(4, 3, 2, 2)
+    out = flba_variants(clean, perturbed, labels, target=0)
+    assert set(out) == set(VARIANTS)
+    assert out["full"].eq(1).all()
+    assert out["attractive_only"][:2].eq(1).all() and out["attractive_only"][2:].eq(0).all()
+    assert out["repulsive_only"][:2].eq(0).all() and out["repulsive_only"][2:].eq(1).all()
+
+
+def test_badnets_support_poisons_and_relabels_non_target_images_only():
+    images, labels = torch.full((25, 3, 32, 32), 0.5), torch.arange(5).repeat_interleave(5)
+    poisoned = badnets_support(images, labels, target=2, rate=0.25, size=8, seed=0)
+    assert poisoned.poisoned.sum() == 5 and not poisoned.poisoned[labels == 2].any()
+    assert poisoned.labels[poisoned.poisoned].eq(2).all()
+    assert torch.equal(poisoned.labels[~poisoned.poisoned], labels[~poisoned.poisoned])
+    changed = (poisoned.images != images).flatten(1).any(1)
+    assert torch.equal(changed, poisoned.poisoned)
+    assert badnets_support(images[:5], torch.arange(5), target=0, rate=0.1).poisoned.sum() == 1  # at least one
+    with pytest.raises(ValueError, match="rate"):
+        badnets_support(images, labels, target=0, rate=0.0)
+
+
+def test_one_tiny_episode_reports_every_condition(backbone, one_thread):
+    support, support_labels = _support(10)
+    query, query_labels = _support(15, seed=1)
+    outcome = attack_episode(backbone, support, support_labels, query, query_labels, patch_size=8, trigger_steps=2,
+                             pgd_steps=2, badnets_rates=(0.5,), finetune_epochs=3)
+    assert set(outcome.rates) == {"clean", "badnets_0.5", "flba", "flba_attractive_only", "flba_repulsive_only"}
+    for accuracy, asr in outcome.rates.values():
+        assert 0 <= accuracy <= 100 and 0 <= asr <= 100
+    assert outcome.patch.shape == (3, 8, 8) and outcome.perturbed.shape == support.shape
