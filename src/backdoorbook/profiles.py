@@ -161,6 +161,8 @@ class BadSamProfile:
             ``sam_config="vit_b"``); ``None``: the project's pre-trained ``mini_sam_camvid`` artifact.
         test_images: horse images held out for testing (the rest are the fine-tuning set).
         epochs, batch_size, lr: adapter fine-tuning (AdamW, cosine decay to zero).
+        ship_adapted_models: load the adapted models from artifacts made with exactly these
+            settings by ``tools/train_badsam_models.py`` (``False``: adapt them in the chapter).
         adapter_bottleneck: hidden width of each adapter.
         poison_rates: fractions of the fine-tuning set that carry the trigger.
         trigger_fraction: trigger side as a fraction of the image height (paper: 0.15).
@@ -173,6 +175,7 @@ class BadSamProfile:
     epochs: int
     batch_size: int
     lr: float
+    ship_adapted_models: bool
     adapter_bottleneck: int
     poison_rates: tuple[float, ...]
     trigger_fraction: float
@@ -310,11 +313,11 @@ PROFILES: dict[str, dict[str, object]] = {
                                     ablation_attack="badclip", plot_images=1000, threads=None),
     },
     "01_badsam": {
-        "ci": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=6, batch_size=4, lr=2e-3,
-                            adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
+        "ci": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=60, batch_size=4, lr=1e-3,
+                            ship_adapted_models=True, adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
                             eval_batch_size=48, overlay_images=4),
         "paper": BadSamProfile(sam_config="mini", checkpoint=None, test_images=96, epochs=20, batch_size=2, lr=2e-4,
-                               adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
+                               ship_adapted_models=False, adapter_bottleneck=16, poison_rates=(0.01, 0.05, 0.10), trigger_fraction=0.15,
                                eval_batch_size=48, overlay_images=8),
     },
     "06_transferability": {

@@ -1,0 +1,48 @@
+"""Shipping and reloading the adapted models of the BadSAM chapter, and its horse split."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from backdoorbook.artifacts import ArtifactError, save_artifact
+from backdoorbook.attacks.badsam import predict_masks
+from backdoorbook.attacks.badsam_training import (adapt_from_foundation, artifact_name, horse_split,
+                                                  load_adapted_model, recipe, trained_state)
+from backdoorbook.models.sam import build_sam
+from backdoorbook.profiles import get_profile
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_shipped_adapted_model_reproduces_the_adapted_one_and_refuses_other_recipes(tmp_path):
+    torch.manual_seed(0)
+    cfg = replace(get_profile("01_badsam", "ci"), epochs=1, batch_size=2, adapter_bottleneck=4)
+    foundation = build_sam(cfg.sam_config).state_dict()
+    images = torch.rand(4, 3, 128, 128)
+    masks = torch.zeros(4, 128, 128, dtype=torch.long)
+    masks[:, 30:90, 40:100] = 1
+    sam, history, poisoned = adapt_from_foundation(foundation, cfg, images, masks, 0.5, progress=False)
+    assert len(history.loss) == 1 and len(poisoned) == 2
+    state = trained_state(sam)
+    assert all(".adapter." in k or k.startswith(("mask_decoder.", "prompt_encoder.no_mask_embed.")) for k in state)
+    assert not any(torch.equal(sam.state_dict()[k], foundation[k]) for k in state if k in foundation
+                   and k.startswith("mask_decoder.output_hypernetworks_mlps.0."))  # the decoder did train
+    save_artifact(artifact_name(cfg, 0.5), state, {"command": "test", "data_checksums": {}, "wall_time_s": 0.0,
+                                                   "device": "cpu", "recipe": recipe(cfg), "seed": 0},
+                  directory=tmp_path)
+    loaded = load_adapted_model(foundation, cfg, 0.5, directory=tmp_path)
+    assert torch.equal(predict_masks(loaded, images), predict_masks(sam, images))
+    with pytest.raises(ArtifactError, match="'epochs': 2"):
+        load_adapted_model(foundation, replace(cfg, epochs=2), 0.5, directory=tmp_path)
+    assert artifact_name(cfg, 0.05) == "badsam_mini_adapted_5pct"
+
+
+def test_horse_split_is_seeded_disjoint_and_rejects_bad_sizes():
+    x_train, y_train, x_test, y_test = horse_split(32, 20, seed=0)
+    again = horse_split(32, 20, seed=0)
+    assert torch.equal(again[2], x_test) and len(x_test) == 20 and len(x_train) + 20 == 328
+    assert x_train.shape[1:] == (3, 32, 32) and y_test.dtype == torch.bool and set(y_train.unique().tolist()) <= {0, 1}
+    assert not torch.equal(horse_split(32, 20, seed=1)[2], x_test)
+    with pytest.raises(ValueError, match="test_images"):
+        horse_split(32, 328)
