@@ -35,6 +35,12 @@ def test_shipped_adapted_model_reproduces_the_adapted_one_and_refuses_other_reci
     assert torch.equal(predict_masks(loaded, images), predict_masks(sam, images))
     with pytest.raises(ArtifactError, match="'epochs': 2"):
         load_adapted_model(foundation, replace(cfg, epochs=2), 0.5, directory=tmp_path)
+    partial = dict(list(state.items())[1:])
+    save_artifact(artifact_name(cfg, 0.25), partial, {"command": "test", "data_checksums": {}, "wall_time_s": 0.0,
+                                                     "device": "cpu", "recipe": recipe(cfg), "seed": 0},
+                  directory=tmp_path)
+    with pytest.raises(ArtifactError, match="1 names differ"):
+        load_adapted_model(foundation, cfg, 0.25, directory=tmp_path)
     assert artifact_name(cfg, 0.05) == "badsam_mini_adapted_5pct"
 
 

@@ -18,7 +18,7 @@ import torch
 from segment_anything.modeling import Sam
 
 from .. import data
-from ..artifacts import ARTIFACTS_DIR, load_trained_artifact
+from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_trained_artifact
 from ..models.sam import add_adapters, build_sam, resize_square
 from ..train import History
 from .badsam import adapt, poison_segmentation_set
@@ -78,10 +78,11 @@ def load_adapted_model(foundation: dict, cfg, rate: float, *, seed: int = 0, dev
                        directory: Path = ARTIFACTS_DIR) -> Sam:
     """The shipped model adapted at ``rate`` on top of ``foundation``; refuses another recipe or seed."""
     sam = _with_adapters(foundation, cfg, device)
-    state = load_trained_artifact(artifact_name(cfg, rate), recipe(cfg), seed, directory)
-    expected = set(trained_state(sam))
-    if set(state) != expected:
-        raise ValueError(f"artifact {artifact_name(cfg, rate)} holds {sorted(set(state) ^ expected)[:5]} ... "
-                         "that do not match this model's adapters and decoder")
+    name = artifact_name(cfg, rate)
+    state = load_trained_artifact(name, recipe(cfg), seed, directory)
+    differing = sorted(set(state) ^ set(trained_state(sam)))
+    if differing:
+        raise ArtifactError(f"artifact {name} does not hold exactly this model's adapted tensors; "
+                            f"{len(differing)} names differ, e.g. {differing[:3]}")
     sam.load_state_dict(state, strict=False)
     return sam.eval()
