@@ -1,8 +1,8 @@
 """Train the clean CamVid segmentation model that the IBA chapter starts from, and ship it.
 
-The chapter (notebooks/03_iba.md) trains every model it compares (a clean control and the
-backdoored ones) for a few epochs starting from these clean weights; pre-training them once
-keeps the chapter inside its CPU budget. Writes ``artifacts/<profile.clean_artifact>`` with
+Every model the chapter (notebooks/03_iba.md) compares, a clean control and the backdoored
+ones, is trained from these clean weights (by ``tools/train_iba_models.py`` for the ``ci``
+profile, inside the chapter for ``paper``); pre-training them once saves seven trainings. Writes ``artifacts/<profile.clean_artifact>`` with
 its provenance (command, data checksums, epochs, wall time, device, test mIoU).
 
     BACKDOORBOOK_DATA=../shared/data .venv/bin/python tools/train_iba_clean.py --profile ci
