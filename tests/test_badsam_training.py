@@ -26,8 +26,8 @@ def test_shipped_adapted_model_reproduces_the_adapted_one_and_refuses_other_reci
     assert len(history.loss) == 1 and len(poisoned) == 2
     state = trained_state(sam)
     assert all(".adapter." in k or k.startswith(("mask_decoder.", "prompt_encoder.no_mask_embed.")) for k in state)
-    assert not any(torch.equal(sam.state_dict()[k], foundation[k]) for k in state if k in foundation
-                   and k.startswith("mask_decoder.output_hypernetworks_mlps.0."))  # the decoder did train
+    hypernetwork = [k for k in state if k.startswith("mask_decoder.output_hypernetworks_mlps.0.")]
+    assert hypernetwork and not any(torch.equal(state[k], foundation[k]) for k in hypernetwork)  # the decoder trained
     save_artifact(artifact_name(cfg, 0.5), state, {"command": "test", "data_checksums": {}, "wall_time_s": 0.0,
                                                    "device": "cpu", "recipe": recipe(cfg), "seed": 0},
                   directory=tmp_path)
