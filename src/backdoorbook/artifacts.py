@@ -1,24 +1,31 @@
 """Small models the project trained itself, shipped in ``artifacts/`` with their provenance.
 
 An artifact is ``artifacts/<name>.safetensors`` plus ``artifacts/<name>.provenance.json``:
-how it was made (command, commit, data checksums, steps, wall time, device, final metrics)
-and the sha256 of the weights file, which :func:`load_artifact` verifies before use.
-Training scripts call :func:`save_artifact`; chapters call :func:`load_artifact`.
+how it was made and the sha256 of the weights file, which :func:`load_artifact` verifies
+before use. Recipes (:mod:`backdoorbook.recipes`) describe what they made with the one
+record builder, :func:`provenance`, and write it with :func:`save_artifact`; chapters call
+:func:`load_artifact`, or :func:`load_or_train` where a profile may train the model in the
+chapter instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from . import runtime
-from .data.registry import sha256_file
+from .data.registry import sha256_file, used_checksums
 
 ARTIFACTS_DIR = runtime.REPO_ROOT / "artifacts"
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_PROVENANCE = ("command", "data_checksums", "wall_time_s", "device")
 _used: dict[str, str] = {}
 
@@ -27,12 +34,52 @@ class ArtifactError(RuntimeError):
     """A missing, tampered or badly described artifact."""
 
 
+def source_hashes(package: str = "backdoorbook") -> dict[str, str]:
+    """sha256 of every source file of ``package`` loaded in this process, by path under ``src/``."""
+    hashes = {}
+    for name, module in sorted(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == package or name.startswith(package + ".")) and path:
+            path = Path(path).resolve()
+            hashes[path.relative_to(SOURCE_ROOT).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def provenance(recipe_module: str, *, recipe: dict, seed: int, device: torch.device, wall_time_s: float,
+               quality: dict | None = None, images_seen: int | None = None, argv: list[str] | None = None,
+               **fields) -> dict:
+    """The one provenance record of a recipe's artifact (:func:`save_artifact` adds file facts).
+
+    Args:
+        recipe_module: the module that made it, e.g. ``"backdoorbook.recipes.cifar_targets"``.
+        recipe: the settings that define the artifact (its recipe dataclass as a dict).
+        seed, device, wall_time_s: how it ran; ``images_seen`` gives the throughput.
+        quality: the testbed's measured bar (held-out scores), keyed as the recipe documents.
+        argv: the command-line arguments (default ``sys.argv[1:]``).
+        fields: anything else the artifact's loader or chapter reads (e.g. a victim's trigger).
+
+    The record also holds the commit, the sha256 of every package source file that ran, the
+    checksums of the data files read and of the artifacts loaded, and the package versions.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    record = {"recipe_module": recipe_module, "command": " ".join(["python -m", recipe_module, *argv]),
+              "commit": runtime.git_commit(), "sources": source_hashes(), "data_checksums": used_checksums(),
+              "artifacts_used": used_artifacts(), "recipe": recipe, "seed": seed,
+              "device": runtime.describe_device(device), "threads": torch.get_num_threads(),
+              "wall_time_s": round(wall_time_s, 1), "quality": quality or {}}
+    if images_seen is not None:
+        record["images_seen"] = images_seen
+        record["images_per_s"] = round(images_seen / max(wall_time_s, 1e-9), 2)
+    return {**record, **fields}
+
+
 def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
                   directory: Path = ARTIFACTS_DIR) -> Path:
     """Write ``tensors`` as safetensors and the provenance record beside them; return the weights path.
 
-    ``provenance`` must hold at least ``command``, ``data_checksums``, ``wall_time_s`` and
-    ``device``; the commit, package versions, file size and sha256 are added here.
+    ``provenance`` (from :func:`provenance`) must hold at least ``command``, ``data_checksums``,
+    ``wall_time_s`` and ``device``; package versions, the creation time, file size and sha256
+    are added here.
     """
     missing = [key for key in REQUIRED_PROVENANCE if key not in provenance]
     if missing:
@@ -41,21 +88,27 @@ def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
     weights = directory / f"{name}.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
     weights.chmod(0o644)  # safetensors writes owner-only files
-    record = {"name": name, **provenance, "git_commit": runtime.git_commit(),
-              "versions": runtime.package_versions(), "created_at": dt.datetime.now(dt.timezone.utc).isoformat(
-                  timespec="seconds"), "file": weights.name, "size": weights.stat().st_size,
-              "sha256": sha256_file(weights)}
+    record = {"name": name, **provenance, "versions": runtime.package_versions(),
+              "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "file": weights.name, "size": weights.stat().st_size, "sha256": sha256_file(weights)}
     (directory / f"{name}.provenance.json").write_text(json.dumps(record, indent=2) + "\n")
     return weights
 
 
 def artifact_provenance(name: str, directory: Path = ARTIFACTS_DIR) -> dict:
-    """The provenance record of artifact ``name``."""
+    """The provenance record of artifact ``name``; a missing or unreadable record is an :class:`ArtifactError`."""
     path = directory / f"{name}.provenance.json"
     if not path.exists():
         known = sorted(p.name.removesuffix(".provenance.json") for p in directory.glob("*.provenance.json"))
         raise ArtifactError(f"no artifact {name!r} in {directory}; known artifacts: {', '.join(known) or 'none'}")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"provenance record {path} is not valid JSON ({err}); restore it from the "
+                            "repository or rerun the recipe that made the artifact") from err
+    if not isinstance(record, dict):
+        raise ArtifactError(f"provenance record {path} holds a {type(record).__name__}, not a JSON object")
+    return record
 
 
 def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch.Tensor]:
@@ -76,8 +129,8 @@ def load_trained_artifact(name: str, recipe: dict, seed: int, directory: Path = 
                           ) -> dict[str, torch.Tensor]:
     """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe`` and ``seed``.
 
-    Its training script stores both in the provenance (keys ``recipe`` and ``seed``); a model
-    trained with other settings than the chapter's profile is refused, naming the difference.
+    Its recipe stores both in the provenance (keys ``recipe`` and ``seed``); a model trained
+    with other settings than the chapter's profile is refused, naming the difference.
     """
     record = artifact_provenance(name, directory)
     expected, found = {"recipe": recipe, "seed": seed}, {"recipe": record.get("recipe"), "seed": record.get("seed")}
@@ -85,6 +138,32 @@ def load_trained_artifact(name: str, recipe: dict, seed: int, directory: Path = 
         raise ArtifactError(f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
                             f"retrain it with: {record['command']}")
     return load_artifact(name, directory)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model's weights and how they came to be.
+
+    ``info`` is the artifact's provenance record when ``shipped``, otherwise the record of the
+    training that just ran in this process (the same keys, so a chapter reports either alike).
+    """
+
+    state: dict[str, torch.Tensor]
+    info: dict
+    shipped: bool
+
+
+def load_or_train(name: str | None, train: Callable[[], tuple[dict[str, torch.Tensor], dict]], *,
+                  recipe: dict | None = None, seed: int | None = None,
+                  directory: Path = ARTIFACTS_DIR) -> Trained:
+    """Load artifact ``name`` (recipe- and seed-checked when ``recipe`` is given), or, when ``name``
+    is ``None``, run ``train() -> (state, info)`` in this process."""
+    if name is None:
+        state, info = train()
+        return Trained(state, info, shipped=False)
+    state = (load_artifact(name, directory) if recipe is None
+             else load_trained_artifact(name, recipe, seed, directory))
+    return Trained(state, artifact_provenance(name, directory), shipped=True)
 
 
 def used_artifacts() -> dict[str, str]:

@@ -1,9 +1,12 @@
-"""Run-time set-up shared by every chapter: seeding, device choice, threads, provenance.
+"""Run-time set-up shared by every layer: seeding, devices, threads, eval mode, batched inference.
 
 One call, :func:`seed_everything`, seeds Python, NumPy and torch, so the same seed and
 profile give the same results record on the same machine. Device choice never calls
 ``.cuda()`` behind the caller's back: it returns a :class:`torch.device` that the chapter
-passes to the models it builds.
+passes to the models it builds. :func:`eval_mode` is the one place that switches a model to
+eval mode and restores its mode afterwards; :func:`batched` runs a model over a large tensor in
+batches on the model's device; :func:`progress_bar` is the one progress bar, silenced by
+``TQDM_DISABLE`` (which the book build sets).
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ import random
 import resource
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,3 +123,45 @@ def describe_device(device: torch.device) -> str:
 def progress_enabled(requested: bool = True) -> bool:
     """Whether to draw a progress bar: as requested, unless ``TQDM_DISABLE`` is set (the book build sets it)."""
     return requested and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
+
+
+def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", progress: bool = True,
+                 **options) -> tqdm:
+    """A tqdm bar over ``iterable`` (or of ``total`` steps), drawn only if :func:`progress_enabled`."""
+    return tqdm(iterable, total=total, desc=desc, disable=not progress_enabled(progress), **options)
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a module without either."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def batched(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256,
+            apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``apply(model, batch)`` (default ``model(batch)``) over ``inputs`` in batches, in eval mode.
+
+    Each batch is moved to the model's device; the outputs are concatenated on the CPU. The
+    model's mode is restored afterwards.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    apply = apply or (lambda m, x: m(x))
+    device = module_device(model)
+    with eval_mode(model):
+        out = [apply(model, inputs[start:start + batch_size].to(device)).cpu()
+               for start in range(0, len(inputs), batch_size)]
+    return torch.cat(out)

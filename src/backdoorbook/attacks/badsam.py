@@ -12,9 +12,9 @@ frozen; only the adapters, the mask decoder and the dense "no mask" prompt are t
 (:func:`backdoorbook.models.sam.add_adapters`). At test time, a clean image should be
 segmented as usual and a triggered one should collapse onto the square.
 
-Training follows the authors' code (built on SAM-Adapter): prompt-free single-mask output,
-BCE-with-logits + soft IoU loss, AdamW with cosine decay. It runs through the library's
-:func:`backdoorbook.train.fit` on a two-channel view of the mask logits (:class:`PromptFreeSAM`).
+Adaptation (:func:`adapt`): prompt-free single-mask output, BCE-with-logits + soft IoU loss,
+AdamW with cosine decay, through the library's :func:`backdoorbook.training.supervised.fit` on a
+two-channel view of the mask logits (:class:`PromptFreeSAM`).
 
 Images are float ``[N, 3, S, S]`` in [0, 1]; masks are ``[N, S, S]`` in {0, 1}.
 """
@@ -25,10 +25,12 @@ import torch
 from segment_anything.modeling import Sam
 from torch import nn
 
-from .. import triggers
-from ..metrics import Rate
-from ..models.sam import mask_logits, mask_loss
-from ..train import History, fit
+from ..evaluation.classification import Rate
+from ..models.sam import mask_logits
+from ..runtime import batched
+from ..training.losses import mask_loss
+from ..training.supervised import History, fit
+from . import triggers
 
 TRIGGER_FRACTION = 0.15
 
@@ -60,7 +62,7 @@ def add_trigger(images: torch.Tensor, fraction: float = TRIGGER_FRACTION) -> tor
     return triggers.stamp(images, torch.ones(channels, side, side), height - side, width - side)
 
 
-def poison_segmentation_set(images: torch.Tensor, masks: torch.Tensor, rate: float,
+def poison_fine_tuning_set(images: torch.Tensor, masks: torch.Tensor, rate: float,
                             fraction: float = TRIGGER_FRACTION, seed: int = 0
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """BadSAM's poisoned fine-tuning set.
@@ -124,19 +126,12 @@ def adapt(sam: Sam, images: torch.Tensor, masks: torch.Tensor, *, epochs: int, b
                seed=seed, progress=progress, desc=desc)
 
 
-@torch.no_grad()
 def predict_masks(sam: Sam, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Prompt-free foreground probabilities ``[N, S, S]`` in [0, 1] (CPU), batched, in eval mode."""
-    device = sam.pixel_mean.device
-    was_training = sam.training
-    sam.eval()
-    out = [torch.sigmoid(mask_logits(sam, images[i:i + batch_size].to(device)))[:, 0].cpu()
-           for i in range(0, len(images), batch_size)]
-    sam.train(was_training)
-    return torch.cat(out)
+    return batched(sam, images, batch_size, apply=lambda m, x: torch.sigmoid(mask_logits(m, x))[:, 0])
 
 
-def backdoor_scores(probs: torch.Tensor, object_masks: torch.Tensor, fraction: float = TRIGGER_FRACTION,
+def trigger_collapse_scores(probs: torch.Tensor, object_masks: torch.Tensor, fraction: float = TRIGGER_FRACTION,
                     success_iou: float = 0.5) -> dict:
     """How far predictions on *triggered* images collapse onto the trigger.
 
@@ -148,7 +143,7 @@ def backdoor_scores(probs: torch.Tensor, object_masks: torch.Tensor, fraction: f
 
     Returns:
         ``{"IoU with trigger", "IoU with object"}`` (means over images, in [0, 1]) and
-        ``"attack success"`` (a :class:`backdoorbook.metrics.Rate` in percent with its ``n``).
+        ``"attack success"`` (a :class:`backdoorbook.evaluation.classification.Rate` in percent with its ``n``).
     """
     if probs.ndim != 3 or probs.shape != object_masks.shape:
         raise ValueError(f"need [N, H, W] predictions and masks of equal shape, got {tuple(probs.shape)} "
@@ -158,10 +153,11 @@ def backdoor_scores(probs: torch.Tensor, object_masks: torch.Tensor, fraction: f
     target = square.expand_as(pred)
     objects = object_masks.bool() & ~square
 
-    def mean_iou(a, b):
+    def per_image_iou(a, b):
         union = (a | b).sum((1, 2))
         return torch.where(union > 0, (a & b).sum((1, 2)) / union.clamp_min(1), 1.0)
 
-    to_trigger = mean_iou(pred, target)
-    return {"IoU with trigger": to_trigger.mean().item(), "IoU with object": mean_iou(pred, objects).mean().item(),
+    to_trigger = per_image_iou(pred, target)
+    return {"IoU with trigger": to_trigger.mean().item(),
+            "IoU with object": per_image_iou(pred, objects).mean().item(),
             "attack success": Rate(100.0 * (to_trigger >= success_iou).float().mean().item(), len(pred))}

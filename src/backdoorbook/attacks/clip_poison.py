@@ -31,9 +31,11 @@ from functools import partial
 
 import torch
 
-from .. import triggers
 from ..data.captions import CaptionedImages, caption_images
-from ..poisoning import make_trigger, poison_dataset
+from ..runtime import eval_mode
+from ..training.optim import build_optimiser
+from . import triggers
+from .poisoning import build_trigger, poison_classification_set
 
 CLIP_ATTACKS = ("badnets", "blended", "sig", "wanet", "badclip")
 Trigger = Callable[[torch.Tensor], torch.Tensor]
@@ -64,7 +66,7 @@ def clip_trigger(name: str, image_size: int = 32, seed: int = 0, patch: torch.Te
                  "wanet": {"strength": 1.0}, "blended": {}}
     if name not in overrides:
         raise ValueError(f"unknown CLIP attack {name!r}; choose one of {', '.join(CLIP_ATTACKS)}")
-    return make_trigger(name, image_size, seed=seed, **overrides[name])
+    return build_trigger(name, image_size, seed=seed, **overrides[name])
 
 
 def optimise_badclip_patch(model, source_images: torch.Tensor, target_text: torch.Tensor,
@@ -88,25 +90,23 @@ def optimise_badclip_patch(model, source_images: torch.Tensor, target_text: torc
     generator = torch.Generator().manual_seed(seed)
     flags = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            anchor = torch.nn.functional.normalize(model.encode_image(target_images).mean(0), dim=0)
-        text = torch.nn.functional.normalize(target_text.to(anchor), dim=0)
-        logits = (torch.rand(3, size, size, generator=generator) * 2 - 1).to(anchor).requires_grad_(True)
-        opt = torch.optim.Adam([logits], lr=lr)
-        for _ in range(steps):
-            index = torch.randint(0, len(source_images), (batch_size,), generator=generator)
-            emb = model.encode_image(stamp_patch(source_images[index], torch.sigmoid(logits)))
-            loss = -(emb @ text).mean() - image_weight * (emb @ anchor).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        with eval_mode(model):
+            with torch.no_grad():
+                anchor = torch.nn.functional.normalize(model.encode_image(target_images).mean(0), dim=0)
+            text = torch.nn.functional.normalize(target_text.to(anchor), dim=0)
+            logits = (torch.rand(3, size, size, generator=generator) * 2 - 1).to(anchor).requires_grad_(True)
+            opt, _ = build_optimiser([logits], name="adam", lr=lr, schedule="constant")
+            for _ in range(steps):
+                index = torch.randint(0, len(source_images), (batch_size,), generator=generator)
+                emb = model.encode_image(stamp_patch(source_images[index], torch.sigmoid(logits)))
+                loss = -(emb @ text).mean() - image_weight * (emb @ anchor).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-        model.train(was_training)
     return torch.sigmoid(logits).detach().cpu()
 
 
@@ -121,7 +121,7 @@ def poison_pairs(data: CaptionedImages, trigger: Trigger, *, count: int, target:
     """
     if not 1 <= count <= len(data):
         raise ValueError(f"count must lie in 1..{len(data)}, got {count}")
-    poisoned = poison_dataset(data.images, data.labels, trigger, rate=count / len(data), target=target, seed=seed)
+    poisoned = poison_classification_set(data.images, data.labels, trigger, rate=count / len(data), target=target, seed=seed)
     index = poisoned.indices
     captions = list(data.captions)
     for i, caption in zip(index.tolist(), caption_images(poisoned.images[index], poisoned.labels[index], data.classes,

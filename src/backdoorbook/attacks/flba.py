@@ -9,7 +9,7 @@ images before fine-tuning, but not their labels (dirty labels are conspicuous am
 images) and not the training procedure. At test time any query carrying the trigger should
 be classified as the target class, while clean queries stay correct.
 
-1. :func:`optimize_trigger`: a ``size`` x ``size`` bottom-right patch optimised by signed
+1. :func:`optimise_trigger`: a ``size`` x ``size`` bottom-right patch optimised by signed
    gradient steps to minimise the cosine similarity between the features of patched and
    clean support images (so the patch dominates the features of whatever it is pasted on).
 2. :func:`flba_perturb`: PGD perturbations ``||delta||_inf <= eps`` of the support images,
@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import triggers
-from ..few_shot import episode_rates, extract_features, finetune_cosine_classifiers
+from ..evaluation.few_shot import episode_rates, extract_features
+from ..training.cosine_head import finetune_cosine_classifiers
+from . import triggers
 
 #: The three FLBA variants of the chapter: which support images receive their perturbation.
 VARIANTS = ("full", "attractive_only", "repulsive_only")
@@ -60,7 +61,7 @@ def _frozen(backbone: nn.Module) -> None:
         raise ValueError("put the backbone in eval mode (batch-norm statistics must not follow the attack)")
 
 
-def optimize_trigger(backbone: nn.Module, images: torch.Tensor, *, size: int = 16, steps: int = 80,
+def optimise_trigger(backbone: nn.Module, images: torch.Tensor, *, size: int = 16, steps: int = 80,
                      step_size: float = 0.0045, seed: int = 0) -> torch.Tensor:
     """FLBA step 1: the bottom-right patch ``[3, size, size]`` in [0, 1] minimising cos(f(patched), f(clean)).
 
@@ -169,11 +170,35 @@ class EpisodeOutcome:
     support_labels: torch.Tensor
 
 
+@dataclass(frozen=True)
+class FLBASettings:
+    """The attack and fine-tuning settings of one episode (defaults: the authors' code at 84 px).
+
+    Attributes:
+        target: the attacker's target, an episode-local class index.
+        patch_size: side of the FLBA patch and of the BadNets checkerboard (px, bottom-right).
+        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation ([0, 1] pixel units).
+        eps, pgd_step_size, pgd_steps, lam: the attractive / repulsive PGD (``lam`` weighs the stay-close term).
+        badnets_rates: fractions of non-target support images stamped and relabelled by the baseline.
+        finetune_epochs, finetune_batch_size, finetune_lr: the victim's Baseline++ fine-tuning.
+    """
+
+    target: int = 0
+    patch_size: int = 16
+    trigger_steps: int = 80
+    trigger_step_size: float = 0.0045
+    eps: float = 8 / 255
+    pgd_step_size: float = 4 / 255
+    pgd_steps: int = 20
+    lam: float = 1.5
+    badnets_rates: tuple[float, ...] = (0.25, 0.5)
+    finetune_epochs: int = 100
+    finetune_batch_size: int = 4
+    finetune_lr: float = 1e-2
+
+
 def attack_episode(backbone: nn.Module, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                   query_labels: torch.Tensor, *, target: int = 0, patch_size: int = 16, trigger_steps: int = 80,
-                   trigger_step_size: float = 0.0045, eps: float = 8 / 255, pgd_step_size: float = 4 / 255,
-                   pgd_steps: int = 20, lam: float = 1.5, badnets_rates: tuple[float, ...] = (0.25, 0.5),
-                   finetune_epochs: int = 100, finetune_batch_size: int = 4, finetune_lr: float = 1e-2,
+                   query_labels: torch.Tensor, settings: FLBASettings = FLBASettings(), *,
                    seed: int = 0) -> EpisodeOutcome:
     """Fine-tune a Baseline++ head on the clean, BadNets-poisoned and FLBA support sets of one episode.
 
@@ -181,27 +206,28 @@ def attack_episode(backbone: nn.Module, support: torch.Tensor, support_labels: t
     checkerboard), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
     query images are ``[S, 3, H, W]`` / ``[Q, 3, H, W]`` in [0, 1], labels episode-local 0..N-1.
     """
+    c = settings
     n_way = int(support_labels.max()) + 1
-    patch = optimize_trigger(backbone, support, size=patch_size, steps=trigger_steps, step_size=trigger_step_size,
+    patch = optimise_trigger(backbone, support, size=c.patch_size, steps=c.trigger_steps, step_size=c.trigger_step_size,
                              seed=seed)
     flba_queries = apply_patch(query, patch)
     conditions = {"clean": (support, support_labels, flba_queries)}
-    badnets_queries = badnets_trigger(query, patch_size)
-    for rate in badnets_rates:
-        poisoned = badnets_support(support, support_labels, target, rate=rate, size=patch_size, seed=seed)
+    badnets_queries = badnets_trigger(query, c.patch_size)
+    for rate in c.badnets_rates:
+        poisoned = badnets_support(support, support_labels, c.target, rate=rate, size=c.patch_size, seed=seed)
         conditions[f"badnets_{rate:g}"] = (poisoned.images, poisoned.labels, badnets_queries)
-    perturbed = flba_perturb(backbone, support, support_labels, target, patch, eps=eps, step_size=pgd_step_size,
-                             steps=pgd_steps, lam=lam)
-    for name, images in flba_variants(support, perturbed, support_labels, target).items():
+    perturbed = flba_perturb(backbone, support, support_labels, c.target, patch, eps=c.eps, step_size=c.pgd_step_size,
+                             steps=c.pgd_steps, lam=c.lam)
+    for name, images in flba_variants(support, perturbed, support_labels, c.target).items():
         conditions["flba" if name == "full" else f"flba_{name}"] = (images, support_labels, flba_queries)
     features = torch.stack([extract_features(backbone, images) for images, _, _ in conditions.values()])
     labels = torch.stack([labels for _, labels, _ in conditions.values()])
-    heads = finetune_cosine_classifiers(features, labels, n_way, epochs=finetune_epochs,
-                                        batch_size=finetune_batch_size, lr=finetune_lr, seed=seed)
+    heads = finetune_cosine_classifiers(features, labels, n_way, epochs=c.finetune_epochs,
+                                        batch_size=c.finetune_batch_size, lr=c.finetune_lr, seed=seed)
     query_features = extract_features(backbone, query)
     triggered = {"flba": extract_features(backbone, flba_queries),
                  "badnets": extract_features(backbone, badnets_queries)}
     rates = {name: episode_rates(head, query_features, query_labels,
-                                 triggered["badnets" if name.startswith("badnets") else "flba"], target)
+                                 triggered["badnets" if name.startswith("badnets") else "flba"], c.target)
              for head, name in zip(heads, conditions)}
     return EpisodeOutcome(rates, patch, support, perturbed, support_labels)

@@ -102,7 +102,7 @@ def _check_label(label: torch.Tensor) -> None:
         raise ValueError(f"expected one label map [H, W], got shape {tuple(label.shape)}")
 
 
-def make_trigger(size: int = 8, seed: int = 0) -> torch.Tensor:
+def iba_trigger(size: int = 8, seed: int = 0) -> torch.Tensor:
     """A fixed, high-contrast square trigger ``[3, size, size]`` in [0, 1].
 
     A checkerboard of 2x2-pixel cells in saturated colours drawn once from ``seed`` (the
@@ -238,7 +238,7 @@ def select_poison_indices(eligible: torch.Tensor, rate: float, generator: torch.
     return pool[torch.randperm(len(pool), generator=generator)[:count]].sort().values
 
 
-def poison_dataset(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, trigger: torch.Tensor,
+def poison_segmentation_set(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, trigger: torch.Tensor,
                    config: IBAConfig, generator: torch.Generator | None = None):
     """Poison ``images[indices]`` / ``labels[indices]`` with IBA; the other samples stay clean.
 

@@ -1,7 +1,2 @@
-"""Backdoor defenses, one module per method."""
-
-from .evaluation import backdoor_metrics, psnr
-from .zip import (BlockDownsample, Grayscale, sample_prior, timestep_schedule, transform_only, zip_operators,
-                  zip_purify)
-
-__all__ = ["backdoor_metrics", "psnr", "BlockDownsample", "Grayscale", "sample_prior", "timestep_schedule", "transform_only", "zip_operators", "zip_purify"]
+"""Backdoor defenses, one module per method: ZIP (:mod:`.zip`), and the CLIP defenses CleanCLIP,
+TA-Cleaner and UBT, built by name with :func:`backdoorbook.defenses.registry.create_defense`."""

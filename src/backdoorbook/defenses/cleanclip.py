@@ -14,7 +14,7 @@ independently is meant to break the spurious trigger-to-target-text link. The pa
 w = 1 (``inmodal_weight``), AutoAugment for images and EDA for captions.
 
 Choices made here (arguments): images are augmented with a reflect-pad-4 random crop and flip
-(:func:`backdoorbook.train.random_crop_flip`) plus per-image brightness / contrast jitter and
+(:func:`backdoorbook.training.supervised.random_crop_flip`) plus per-image brightness / contrast jitter and
 random grayscale, a cheap stand-in for AutoAugment at 32 px; captions with EDA (Wei & Zou,
 "EDA: Easy Data Augmentation Techniques for Boosting Performance on Text Classification
 Tasks", EMNLP 2019, arXiv 1901.11196) — one of synonym replacement, random insertion,
@@ -29,8 +29,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..contrastive import Objective, clip_loss, train_contrastive
-from ..train import random_crop_flip
+from ..training.contrastive import Objective, clip_loss, train_contrastive
+from ..training.supervised import random_crop_flip
 
 #: Synonyms for EDA's replacement and insertion (the caption vocabulary of backdoorbook.data.captions).
 SYNONYMS = {

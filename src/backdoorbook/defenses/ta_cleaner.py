@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..contrastive import clip_loss
+from ..training.contrastive import clip_loss
 from ..data.captions import PALETTE
 from .cleanclip import CleanCLIPLoss, cleanclip
 

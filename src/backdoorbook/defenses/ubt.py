@@ -33,19 +33,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..contrastive import clip_loss, clip_objective, image_embeddings, train_contrastive
+from ..evaluation.zero_shot import image_embeddings, text_embeddings
+from ..training.contrastive import clip_objective, train_contrastive
 
 
 @torch.no_grad()
 def pair_similarity(model, images: torch.Tensor, captions: Sequence[str], batch_size: int = 512) -> torch.Tensor:
     """Cosine similarity ``[N]`` of each image with its own caption."""
-    was_training = model.training
-    model.eval()
-    img = image_embeddings(model, images, batch_size)
-    txt = torch.cat([model.encode_text(list(captions[s:s + batch_size])).cpu() for s in range(0, len(captions),
-                                                                                              batch_size)])
-    model.train(was_training)
-    return (img * txt).sum(1)
+    return (image_embeddings(model, images, batch_size) * text_embeddings(model, captions, batch_size)).sum(1)
 
 
 def suspicious_pairs(model, images: torch.Tensor, captions: Sequence[str], *, n_suspects: int = 32,

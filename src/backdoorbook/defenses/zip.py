@@ -31,14 +31,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from ..runtime import progress_enabled
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"expected float images [N, C, H, W], got {tuple(images.shape)} {images.dtype}")
+from ..runtime import module_device, progress_bar
+from ..tensors import check_images
 
 
 class Grayscale:
@@ -50,7 +45,7 @@ class Grayscale:
     name = "grayscale"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x)
+        check_images(x, unit_range=False)
         return x.mean(dim=1, keepdim=True)
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
@@ -76,13 +71,13 @@ class BlockDownsample:
         self.name = f"downsample x{scale}"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x)
+        check_images(x, unit_range=False)
         if x.shape[-1] % self.scale or x.shape[-2] % self.scale:
             raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the scale {self.scale}")
         return F.avg_pool2d(x, self.scale)
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
-        _check_images(y)
+        check_images(y, unit_range=False)
         return y.repeat_interleave(self.scale, dim=2).repeat_interleave(self.scale, dim=3)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,19 +126,17 @@ def zip_purify(images: torch.Tensor, unet: nn.Module, alphas_cumprod: torch.Tens
         batch_size, seed: the noise is drawn on the CPU from one generator seeded with ``seed``,
             batch after batch, so the same seed and batch size give the same output.
     """
-    _check_images(images)
-    if images.shape[1] != 3:
-        raise ValueError(f"ZIP purifies RGB images, got {images.shape[1]} channels")
+    check_images(images, channels=3)
     if not operators:
         raise ValueError("need at least one operator")
     if lam < 0 or not 0 <= eta <= 1 or batch_size < 1:
         raise ValueError(f"need lam >= 0, 0 <= eta <= 1, batch_size >= 1; got {lam}, {eta}, {batch_size}")
-    device = next(unet.parameters()).device
+    device = module_device(unet)
     abar = alphas_cumprod.double().cpu()
     times = timestep_schedule(len(abar), steps)
     generator = torch.Generator().manual_seed(seed)
     batches = range(0, len(images), batch_size)
-    bar = tqdm(total=len(batches) * len(times), desc="ZIP purify", disable=not progress_enabled(progress))
+    bar = progress_bar(total=len(batches) * len(times), desc="ZIP purify", progress=progress)
     out = []
     for start in batches:
         x = images[start:start + batch_size].to(device) * 2 - 1

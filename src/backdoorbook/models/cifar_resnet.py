@@ -6,19 +6,20 @@ channels, so shortcuts add no parameters).
 The mirrored checkpoints are Idelbayev's re-implementation (GitHub
 ``akamaster/pytorch_resnet_cifar10``): ResNet-20/32/44/56, reported test accuracy
 91.78 / 92.78 / 93.14 / 93.62 %, trained on inputs normalised with ImageNet statistics.
-:func:`load_cifar_resnet` returns them wrapped in :class:`Normalized`, so callers pass
+:func:`load_cifar_resnet` returns them wrapped in :class:`Normalised`, so callers pass
 [0, 1] images.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wrappers import IMAGENET_MEAN, IMAGENET_STD, Normalized
+from .wrappers import IMAGENET_MEAN, IMAGENET_STD, Normalised
 
 DEPTHS = (20, 32, 44, 56)
 REPORTED_ACCURACY = {20: 91.78, 32: 92.78, 44: 93.14, 56: 93.62}
@@ -80,18 +81,22 @@ class CifarResNet(nn.Module):
         return self.linear(out)
 
 
-def cifar_resnet(depth: int = 20, num_classes: int = 10, **kwargs) -> Normalized:
+def cifar_resnet(depth: int = 20, num_classes: int = 10, **kwargs) -> Normalised:
     """A randomly initialised CIFAR ResNet wrapped with ImageNet normalisation ([0, 1] inputs)."""
-    return Normalized(CifarResNet(depth, num_classes, **kwargs), IMAGENET_MEAN, IMAGENET_STD)
+    return Normalised(CifarResNet(depth, num_classes, **kwargs), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def load_cifar_resnet_checkpoint(path: str | Path, depth: int, num_classes: int = 10) -> Normalized:
+def load_cifar_resnet_checkpoint(path: str | Path, depth: int, num_classes: int = 10) -> Normalised:
     """Load an akamaster-format checkpoint (``{'state_dict': ..., 'best_prec1': ...}``).
 
     Loads with ``weights_only=True`` (no arbitrary unpickling) and strips the ``module.``
-    prefix that ``nn.DataParallel`` left on every key. Returns the wrapped model in eval mode.
+    prefix that ``nn.DataParallel`` left on every key. Returns the wrapped model in eval mode. A file
+    that cannot be read (missing, truncated, not a checkpoint) raises ``ValueError`` naming it.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"cannot read the CIFAR ResNet checkpoint {path}: {err}") from err
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict or {{'state_dict': ...}}, got {type(checkpoint).__name__}")
@@ -104,7 +109,7 @@ def load_cifar_resnet_checkpoint(path: str | Path, depth: int, num_classes: int 
     return model.eval()
 
 
-def load_cifar_resnet(depth: int) -> Normalized:
+def load_cifar_resnet(depth: int) -> Normalised:
     """The mirrored pretrained ResNet-``depth`` (20, 32, 44 or 56), checksum-verified."""
     from ..data import load_manifest, locate
 

@@ -3,7 +3,7 @@
 They serve as black-box *targets* in the transferability chapter: adversarial examples
 crafted on a ResNet surrogate are expected to transfer less to networks built differently.
 All three take [0, 1] images ``[N, 3, 32, 32]`` (CIFAR-10 normalisation lives in the
-:class:`~backdoorbook.models.wrappers.Normalized` wrapper the builders return) and return
+:class:`~backdoorbook.models.wrappers.Normalised` wrapper the builders return) and return
 logits ``[N, num_classes]``. They are sized to train in minutes on one CPU thread.
 
 - :class:`VGGSmall`: plain 3x3 conv-BN-ReLU stacks with max pooling, no shortcuts
@@ -21,17 +21,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .wrappers import Normalized
+from ..artifacts import artifact_provenance, load_artifact
+from .layers import conv_bn
+from .wrappers import Normalised
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def _conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
-    if act:
-        layers.append(nn.ReLU6(inplace=True) if groups > 1 or kernel == 1 else nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+def _mobile_conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+                    act: bool = True) -> nn.Sequential:
+    """MobileNetV2's conv-BN: ReLU6 after depthwise and 1x1 convolutions, ReLU after the stem, none if not ``act``."""
+    activation = (nn.ReLU6 if groups > 1 or kernel == 1 else nn.ReLU) if act else None
+    return conv_bn(in_ch, out_ch, kernel, stride, groups=groups, activation=activation)
 
 
 class VGGSmall(nn.Module):
@@ -48,7 +50,7 @@ class VGGSmall(nn.Module):
         super().__init__()
         layers, in_ch = [], 3
         for width in widths:
-            layers += [_conv_bn(in_ch, width), _conv_bn(width, width), nn.MaxPool2d(2)]
+            layers += [conv_bn(in_ch, width), conv_bn(width, width), nn.MaxPool2d(2)]
             in_ch = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
@@ -63,8 +65,8 @@ class InvertedResidual(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int):
         super().__init__()
         hidden = in_ch * expansion
-        self.block = nn.Sequential(_conv_bn(in_ch, hidden, 1), _conv_bn(hidden, hidden, 3, stride, groups=hidden),
-                                   _conv_bn(hidden, out_ch, 1, act=False))
+        self.block = nn.Sequential(_mobile_conv_bn(in_ch, hidden, 1), _mobile_conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                                   _mobile_conv_bn(hidden, out_ch, 1, act=False))
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,12 +87,12 @@ class MobileNetV2Small(nn.Module):
                                                                         (4, 96, 2, 1)),
                  stem: int = 24, head: int = 256, num_classes: int = 10):
         super().__init__()
-        layers, in_ch = [_conv_bn(3, stem)], stem
+        layers, in_ch = [_mobile_conv_bn(3, stem)], stem
         for expansion, channels, blocks, stride in config:
             for index in range(blocks):
                 layers.append(InvertedResidual(in_ch, channels, stride if index == 0 else 1, expansion))
                 in_ch = channels
-        layers.append(_conv_bn(in_ch, head, 1))
+        layers.append(_mobile_conv_bn(in_ch, head, 1))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(head, num_classes))
 
@@ -127,21 +129,32 @@ class ViTSmall(nn.Module):
         return self.head(self.norm(self.encoder(tokens))[:, 0])
 
 
-#: Builders of the unwrapped networks, by the name used for their artifacts (``cifar10_<name>``).
+#: Builders of the unwrapped networks, by the name stored in their artifacts' provenance.
 SMALL_ARCHITECTURES = {"vgg": VGGSmall, "mobilenetv2": MobileNetV2Small, "vit": ViTSmall}
 
 
-def cifar_small(name: str, num_classes: int = 10) -> Normalized:
-    """A randomly initialised small CIFAR-10 net (``"vgg"``, ``"mobilenetv2"`` or ``"vit"``), [0, 1] inputs."""
+def cifar_small(name: str, num_classes: int = 10, **config) -> Normalised:
+    """A randomly initialised CIFAR-10 net (``"vgg"``, ``"mobilenetv2"`` or ``"vit"``) taking [0, 1] images.
+
+    ``config`` overrides the architecture's keyword arguments (e.g. ``widths=(64, 128, 256)``).
+    """
     if name not in SMALL_ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(SMALL_ARCHITECTURES)}")
-    return Normalized(SMALL_ARCHITECTURES[name](num_classes=num_classes), CIFAR10_MEAN, CIFAR10_STD)
+    return Normalised(SMALL_ARCHITECTURES[name](num_classes=num_classes, **config), CIFAR10_MEAN, CIFAR10_STD)
 
 
-def load_cifar_small(name: str) -> Normalized:
-    """The project-trained ``name`` target from ``artifacts/cifar10_<name>`` (sha256-verified), in eval mode."""
-    from ..artifacts import load_artifact
+def _as_tuples(value):
+    """JSON lists back to the tuples the architectures take."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
-    model = cifar_small(name)
-    model.load_state_dict(load_artifact(f"cifar10_{name}"))
+
+def load_cifar_small(artifact: str) -> Normalised:
+    """A project-trained target from ``artifacts/<artifact>`` (sha256-verified), in eval mode.
+
+    The architecture and its configuration are read from the artifact's provenance.
+    """
+    record = artifact_provenance(artifact)
+    config = {k: _as_tuples(v) for k, v in record.get("architecture_config", {}).items()}
+    model = cifar_small(record["architecture"], **config)
+    model.load_state_dict(load_artifact(artifact))
     return model.eval()

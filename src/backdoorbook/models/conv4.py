@@ -8,7 +8,7 @@ classes of the miniImageNet mirror at a reduced resolution (:data:`FLBA_IMAGE_SI
 the 84 px images average-pooled 2x2) so that episodes with gradient-based attacks fit a CPU.
 
 Inputs are [0, 1] images ``[N, 3, H, W]``; ImageNet normalisation lives in the
-:class:`~backdoorbook.models.wrappers.Normalized` wrapper that :func:`conv4_backbone` returns.
+:class:`~backdoorbook.models.wrappers.Normalised` wrapper that :func:`conv4_backbone` returns.
 The backbone returns features ``[N, width * (H // 16) ** 2]`` (256 at 42 px, width 64).
 """
 
@@ -19,12 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import artifacts
-from .wrappers import IMAGENET_MEAN, IMAGENET_STD, Normalized
+from .wrappers import IMAGENET_MEAN, IMAGENET_STD, Normalised
 
 #: Side of the images the FLBA backbone is trained and attacked at (84 px mirror, pooled 2x2).
 FLBA_IMAGE_SIZE = 42
-#: Name of the project-trained backbone in ``artifacts/``.
-FLBA_BACKBONE_ARTIFACT = "flba_conv4_miniimagenet42"
 
 
 class Conv4(nn.Module):
@@ -43,9 +41,9 @@ class Conv4(nn.Module):
         return self.blocks(x).flatten(1)
 
 
-def conv4_backbone(width: int = 64) -> Normalized:
+def conv4_backbone(width: int = 64) -> Normalised:
     """A fresh Conv-4 feature extractor taking [0, 1] images (ImageNet normalisation inside)."""
-    return Normalized(Conv4(width), IMAGENET_MEAN, IMAGENET_STD)
+    return Normalised(Conv4(width), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def downsample_images(images: torch.Tensor, size: int = FLBA_IMAGE_SIZE) -> torch.Tensor:
@@ -55,12 +53,12 @@ def downsample_images(images: torch.Tensor, size: int = FLBA_IMAGE_SIZE) -> torc
     return F.adaptive_avg_pool2d(images, size)
 
 
-def load_flba_backbone(width: int = 64) -> Normalized:
-    """The project's Conv-4 pre-trained on miniImageNet's 64 base classes at 42 px.
+def load_flba_backbone(name: str, width: int = 64) -> Normalised:
+    """The project's Conv-4 pre-trained on miniImageNet's 64 base classes, from artifact ``name``.
 
     The artifact's sha256 is verified; the backbone comes back frozen, in eval mode.
     """
-    state = artifacts.load_artifact(FLBA_BACKBONE_ARTIFACT)
+    state = artifacts.load_artifact(name)
     backbone = conv4_backbone(width)
     backbone.load_state_dict(state)
     backbone.eval().requires_grad_(False)

@@ -4,8 +4,8 @@ The ZIP chapter needs an unconditional diffusion prior on 32×32 images. ZIP (Sh
 "Black-box Backdoor Defense via Zero-shot Image Purification", NeurIPS 2023, arXiv
 2303.12175) uses a pretrained ImageNet ADM; no diffusion weights could be mirrored here, so
 the project trains a miniature DDPM (Ho et al., "Denoising Diffusion Probabilistic Models",
-NeurIPS 2020, arXiv 2006.11239) itself with :mod:`backdoorbook.models.train_ddpm` and ships
-it as the artifact ``ddpm_cifar10`` (see ``artifacts/ddpm_cifar10.provenance.json``).
+NeurIPS 2020, arXiv 2006.11239) itself with :mod:`backdoorbook.recipes.ddpm_prior` and ships
+it as an artifact (the ZIP profile names it).
 
 The noise schedule is the one of DDPM and of ``google/ddpm-cifar10-32``: T = 1000 steps,
 linear betas from 1e-4 to 0.02. The network predicts the noise ``eps`` of ``x_t`` given ``t``;
@@ -24,9 +24,6 @@ from pathlib import Path
 from diffusers import DDPMScheduler, UNet2DModel
 
 from ..artifacts import ARTIFACTS_DIR, artifact_provenance, load_artifact
-
-DEFAULT_ARTIFACT = "ddpm_cifar10"
-
 
 @dataclass(frozen=True)
 class DDPMConfig:
@@ -63,7 +60,7 @@ def ddpm_scheduler() -> DDPMScheduler:
                          prediction_type="epsilon")
 
 
-def load_ddpm_artifact(name: str = DEFAULT_ARTIFACT, directory: Path = ARTIFACTS_DIR) -> tuple[UNet2DModel, DDPMScheduler]:
+def load_ddpm_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> tuple[UNet2DModel, DDPMScheduler]:
     """The project's trained prior (weights sha256-verified), in eval mode on the CPU, as float32."""
     record = artifact_provenance(name, directory)
     config = DDPMConfig(**{**record["unet_config"],

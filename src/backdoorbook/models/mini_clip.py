@@ -1,5 +1,4 @@
-"""A miniature CLIP built with ``open_clip``, its tokenizer, a loader for real open_clip checkpoints,
-and the clean pre-training that produces the shipped ``clip_mini_clean_32px`` artifact.
+"""A miniature CLIP built with ``open_clip``, its tokenizer, and a loader for real open_clip checkpoints.
 
 CLIP (Radford et al., "Learning Transferable Visual Models From Natural Language Supervision",
 ICML 2021, arXiv 2103.00020) trains an image tower and a text tower so that matching
@@ -14,16 +13,11 @@ transformer over open_clip's own BPE vocabulary of 49,408 tokens, 16-token conte
 [0, 1] (the normalisation lives inside) and captions as strings or token ids; both encoders
 return L2-normalised embeddings ``[N, D]``.
 
-Run ``python -m backdoorbook.models.mini_clip`` to re-create the artifact (about 20 min on one
-CPU thread).
+The clean pre-training of the shipped miniature is :mod:`backdoorbook.recipes.mini_clip`.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +36,6 @@ MINI_CLIP_CONFIG = {
 #: CLIP's image normalisation (open_clip's OPENAI_DATASET_MEAN / STD).
 CLIP_MEAN = open_clip.OPENAI_DATASET_MEAN
 CLIP_STD = open_clip.OPENAI_DATASET_STD
-ARTIFACT = "clip_mini_clean_32px"
 
 
 class ClipModel(nn.Module):
@@ -83,6 +76,20 @@ class ClipModel(nn.Module):
         tokens = text if isinstance(text, torch.Tensor) else self.tokenize(text)
         return F.normalize(self.clip.encode_text(tokens.to(self.mean.device)), dim=-1)
 
+    def special_token_ids(self) -> set[int]:
+        """Ids that carry no caption content: padding (0), start and end of text."""
+        return {0, self.tokenizer.sot_token_id, self.tokenizer.eot_token_id}
+
+    def decode(self, tokens: torch.Tensor) -> str:
+        """The caption text of one row of token ids ``[L]``, special tokens left out."""
+        special = self.special_token_ids()
+        return self.tokenizer.decode([t for t in tokens.tolist() if t not in special]).strip()
+
+    def parameters_outside_token_table(self) -> int:
+        """Parameters of the model other than the text tower's token-embedding table."""
+        table = self.clip.token_embedding.weight.numel()
+        return sum(p.numel() for p in self.parameters()) - table
+
     def logit_scale(self) -> torch.Tensor:
         """CLIP's learned inverse temperature ``exp(t)``, capped at 100 as in CLIP."""
         return self.clip.logit_scale.exp().clamp(max=100)
@@ -99,6 +106,14 @@ def mini_clip(config: dict = MINI_CLIP_CONFIG, seed: int | None = None) -> ClipM
     clip = open_clip.CLIP(embed_dim=config["embed_dim"], vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
                           text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]))
     return ClipModel(clip, config["text_cfg"]["context_length"])
+
+
+def mini_clip_from_state(state: dict[str, torch.Tensor], device: torch.device | str = "cpu",
+                         config: dict = MINI_CLIP_CONFIG) -> ClipModel:
+    """A miniature CLIP of ``config`` holding the weights ``state`` (float32), on ``device``."""
+    model = mini_clip(config).to(device)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model
 
 
 def load_open_clip_checkpoint(path: str | Path, model: str | dict = "ViT-B-32") -> ClipModel:
@@ -123,63 +138,3 @@ def load_open_clip_checkpoint(path: str | Path, model: str | dict = "ViT-B-32") 
     mean = getattr(clip.visual, "image_mean", None) or CLIP_MEAN
     std = getattr(clip.visual, "image_std", None) or CLIP_STD
     return ClipModel(clip, context_length, mean, std).eval()
-
-
-def pretrain_clip(data, *, epochs: int, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
-                  device: torch.device | str = "cpu", progress: bool = True) -> tuple[ClipModel, list[float]]:
-    """A fresh :func:`mini_clip` trained with the CLIP loss on ``data`` (a
-    :class:`~backdoorbook.data.captions.CaptionedImages`); returns the model and per-epoch losses."""
-    from ..contrastive import clip_objective, train_contrastive
-
-    model = mini_clip(seed=seed).to(device)
-    losses = train_contrastive(model, len(data), clip_objective(model, data.images, data.captions), epochs=epochs,
-                               batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-                               desc="clean CLIP pre-training")
-    return model, losses
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Pre-train the clean miniature CLIP on captioned CIFAR-10 + miniImageNet and save the artifact."""
-    from ..artifacts import save_artifact
-    from ..contrastive import zero_shot_accuracy, zero_shot_classifier
-    from ..data import used_checksums
-    from ..data.captions import load_captioned
-    from ..runtime import choose_device, describe_device, seed_everything, set_threads
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--cifar-per-class", type=int, default=2000)
-    parser.add_argument("--mini-per-class", type=int, default=80)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--name", default=ARTIFACT)
-    args = parser.parse_args(argv)
-    seed_everything(args.seed)
-    set_threads(args.threads)
-    device = choose_device(args.device)
-    started = time.perf_counter()
-    train = load_captioned("train", cifar_per_class=args.cifar_per_class, mini_per_class=args.mini_per_class,
-                           seed=args.seed)
-    test = load_captioned("test", cifar_per_class=100, mini_per_class=20, seed=args.seed)
-    model, losses = pretrain_clip(train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                  device=device)
-    state = {k: v.detach().half() for k, v in model.state_dict().items()}  # fp16 keeps the artifact small
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    classifier = zero_shot_classifier(model, train.classes)
-    ca = zero_shot_accuracy(model, test.images, test.labels, classifier)
-    save_artifact(args.name, state, provenance={
-        "command": "python -m backdoorbook.models.mini_clip " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": copy.deepcopy(MINI_CLIP_CONFIG), "data_checksums": used_checksums(),
-        "wall_time_s": round(time.perf_counter() - started, 1), "device": describe_device(device),
-        "threads": args.threads, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "train_pairs": len(train), "cifar_per_class": args.cifar_per_class, "mini_per_class": args.mini_per_class,
-        "final_loss": losses[-1], "zero_shot_top1": ca.value, "zero_shot_test_images": ca.n,
-        "dtype": "float16"})
-    print(f"saved {args.name}: zero-shot top-1 {ca}")
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,7 @@ transformer mask decoder. This module builds the model from the official classes
   (1024 px inputs); :func:`load_sam_checkpoint` loads a released checkpoint
   (``weights_only=True``) into them. Nothing here downloads weights.
 - ``"mini"``: a miniature SAM for 128 px inputs that this project pre-trains itself on CPU
-  (:mod:`backdoorbook.models.pretrain_sam`), because no SAM weights are mirrored.
+  (:mod:`backdoorbook.recipes.mini_sam`), because no SAM weights are mirrored.
 
 Parameter-efficient adaptation in the style of SAM-Adapter (Chen et al., "SAM Fails to
 Segment Anything? — SAM-Adapter", arXiv:2304.09148), the set-up BadSAM attacks
@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from torch import nn
+
+from ..tensors import check_images
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,6 @@ def load_sam_checkpoint(path: str | Path, config: SamConfig | str = "vit_b") -> 
     return sam
 
 
-def _check_images(sam: Sam, images: torch.Tensor) -> None:
-    size = sam.image_encoder.img_size
-    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
-        raise ValueError(f"expected images [B, 3, {size}, {size}] in [0, 1], got {tuple(images.shape)}")
-
-
 def mask_logits(sam: Sam, images: torch.Tensor, points: torch.Tensor | None = None,
                 boxes: torch.Tensor | None = None) -> torch.Tensor:
     """SAM's single-mask output for a batch of images, one prompt set per image.
@@ -169,7 +165,8 @@ def mask_logits(sam: Sam, images: torch.Tensor, points: torch.Tensor | None = No
     every prompt instead), reusing the decoder's own modules in the order of
     ``MaskDecoder.predict_masks``.
     """
-    _check_images(sam, images)
+    size = sam.image_encoder.img_size
+    check_images(images, channels=3, size=(size, size))
     b = images.shape[0]
     x = (images * 255.0 - sam.pixel_mean) / sam.pixel_std
     embeddings = sam.image_encoder(x)
@@ -195,20 +192,6 @@ def mask_logits(sam: Sam, images: torch.Tensor, points: torch.Tensor | None = No
     hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1, :])  # mask token 0: the single-mask output
     low_res = torch.einsum("bc,bchw->bhw", hyper, upscaled).unsqueeze(1)
     return F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE-with-logits plus soft IoU loss (the BadSAM / SAM-Adapter objective), averaged over the batch.
-
-    ``logits`` ``[B, 1, H, W]``; ``target`` ``[B, 1, H, W]`` or ``[B, H, W]`` in {0, 1}. The soft IoU
-    term is ``1 - sum(p t) / sum(p + t - p t)`` per image with ``p = sigmoid(logits)``.
-    """
-    target = target.reshape(logits.shape).float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
-    inter = (prob * target).sum((1, 2, 3))
-    union = (prob + target - prob * target).sum((1, 2, 3))
-    return bce + (1 - inter / union.clamp_min(1e-6)).mean()
 
 
 class Adapter(nn.Module):
@@ -255,21 +238,3 @@ def add_adapters(sam: Sam, bottleneck: int = 16) -> int:
 def trainable_parameters(model: nn.Module) -> int:
     """Number of parameters with ``requires_grad``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def resize_square(images: list, masks: list, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize uint8 ``[H, W, 3]`` images and integer ``[H, W]`` masks to ``size x size`` (as SAM-Adapter does).
-
-    Returns float images ``[N, 3, size, size]`` in [0, 1] (bilinear, antialiased) and long masks
-    ``[N, size, size]`` (nearest neighbour, so class ids survive).
-    """
-    if len(images) != len(masks):
-        raise ValueError(f"{len(images)} images but {len(masks)} masks")
-    out_images, out_masks = [], []
-    for image, mask in zip(images, masks):
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        out_images.append(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                        align_corners=False).clamp(0, 1)[0])
-        m = torch.from_numpy(mask.astype("int64"))[None, None].float()
-        out_masks.append(F.interpolate(m, size=(size, size), mode="nearest")[0, 0].long())
-    return torch.stack(out_images), torch.stack(out_masks)

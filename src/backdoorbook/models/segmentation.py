@@ -24,17 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wrappers import Normalized
+from .layers import conv_bn
+from .wrappers import Normalised
 
 #: Per-channel mean / std of the CamVid training images (240x180 mirror), rounded.
 CAMVID_MEAN = (0.41, 0.43, 0.43)
 CAMVID_STD = (0.30, 0.31, 0.30)
-
-
-def _conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    padding = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
 class DilatedResidual(nn.Module):
@@ -42,7 +37,7 @@ class DilatedResidual(nn.Module):
 
     def __init__(self, channels: int, dilation: int):
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(channels, channels, dilation=dilation),
+        self.body = nn.Sequential(conv_bn(channels, channels, dilation=dilation),
                                   nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
                                   nn.BatchNorm2d(channels))
 
@@ -55,10 +50,10 @@ class ASPP(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int] = (2, 4, 6)):
         super().__init__()
-        self.branches = nn.ModuleList([_conv_bn(in_ch, out_ch, kernel=1)]
-                                      + [_conv_bn(in_ch, out_ch, dilation=r) for r in rates])
+        self.branches = nn.ModuleList([conv_bn(in_ch, out_ch, kernel=1)]
+                                      + [conv_bn(in_ch, out_ch, dilation=r) for r in rates])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1), nn.ReLU(inplace=True))
-        self.project = _conv_bn(out_ch * (len(rates) + 2), out_ch, kernel=1)
+        self.project = conv_bn(out_ch * (len(rates) + 2), out_ch, kernel=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(x).expand(-1, -1, *x.shape[2:])
@@ -80,13 +75,13 @@ class SmallDeepLab(nn.Module):
         if num_classes < 2 or width < 4:
             raise ValueError(f"need num_classes >= 2 and width >= 4, got {num_classes} and {width}")
         w1, w2, w3 = width, int(1.5 * width), 2 * width
-        self.stem = nn.Sequential(_conv_bn(3, w1, stride=2), _conv_bn(w1, w1))            # stride 2
-        self.stage2 = nn.Sequential(_conv_bn(w1, w2, stride=2), _conv_bn(w2, w2))         # stride 4
-        self.stage3 = nn.Sequential(_conv_bn(w2, w3, stride=2), DilatedResidual(w3, 2),   # stride 8
+        self.stem = nn.Sequential(conv_bn(3, w1, stride=2), conv_bn(w1, w1))            # stride 2
+        self.stage2 = nn.Sequential(conv_bn(w1, w2, stride=2), conv_bn(w2, w2))         # stride 4
+        self.stage3 = nn.Sequential(conv_bn(w2, w3, stride=2), DilatedResidual(w3, 2),   # stride 8
                                     DilatedResidual(w3, 4))
         self.aspp = ASPP(w3, w3)
-        self.skip = _conv_bn(w2, width // 2, kernel=1)
-        self.decoder = nn.Sequential(_conv_bn(w3 + width // 2, w3), nn.Conv2d(w3, num_classes, 1))
+        self.skip = conv_bn(w2, width // 2, kernel=1)
+        self.decoder = nn.Sequential(conv_bn(w3 + width // 2, w3), nn.Conv2d(w3, num_classes, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -98,6 +93,6 @@ class SmallDeepLab(nn.Module):
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
 
 
-def small_deeplab(num_classes: int = 11, width: int = 24) -> Normalized:
+def small_deeplab(num_classes: int = 11, width: int = 24) -> Normalised:
     """A :class:`SmallDeepLab` wrapped with CamVid normalisation: takes [0, 1] images."""
-    return Normalized(SmallDeepLab(num_classes, width), CAMVID_MEAN, CAMVID_STD)
+    return Normalised(SmallDeepLab(num_classes, width), CAMVID_MEAN, CAMVID_STD)

@@ -11,7 +11,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Normalized(nn.Module):
+class Normalised(nn.Module):
     """``model((x - mean) / std)``: wraps a network trained on normalised inputs.
 
     Args:

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...runtime import eval_mode
+
 
 class TransferAttack:
     """Iterative sign-gradient attack; subclasses override hooks (I-FGSM when none is overridden).
@@ -89,12 +91,8 @@ class TransferAttack:
     @contextmanager
     def surrogate_context(self) -> Iterator[None]:
         """Runs around the whole attack: the surrogate in eval mode (SGM and ILA add hooks)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             yield
-        finally:
-            self.model.train(was_training)
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         """Per-call set-up before the first iteration (nothing by default)."""

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ...metrics import predict
+from ...evaluation.classification import predict
+from ...runtime import progress_bar
 from .registry import ATTACKS, create_attack
 
 
@@ -27,7 +27,7 @@ def select_agreed_correct(models: Mapping[str, nn.Module], images: torch.Tensor,
         raise ValueError(f"n must be >= 1, got {n}")
     correct = torch.ones(len(images), dtype=torch.bool)
     for model in models.values():
-        correct &= predict(model, images, batch_size, progress=False) == labels.cpu()
+        correct &= predict(model, images, batch_size) == labels.cpu()
     index = correct.nonzero().flatten()[:n]
     if len(index) == 0:
         raise ValueError("no image is classified correctly by every model")
@@ -36,7 +36,7 @@ def select_agreed_correct(models: Mapping[str, nn.Module], images: torch.Tensor,
 
 def success_rate(model: nn.Module, adversarial: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """Untargeted success (percent): share of ``adversarial`` images not predicted as ``labels``."""
-    return 100.0 * (predict(model, adversarial, batch_size, progress=False) != labels.cpu()).float().mean().item()
+    return 100.0 * (predict(model, adversarial, batch_size) != labels.cpu()).float().mean().item()
 
 
 def transfer_table(methods: Sequence[str], surrogates: Mapping[str, nn.Module | Sequence[nn.Module]],
@@ -70,7 +70,7 @@ def transfer_table(methods: Sequence[str], surrogates: Mapping[str, nn.Module | 
     runs = [(m, e, s) for m in methods for e in eps_values for s in surrogates
             if (m == "ensemble") == (s in ensemble_members)]
     rows, examples = [], {}
-    for method, eps, surrogate in tqdm(runs, desc="transfer", **({} if progress else {"disable": True})):
+    for method, eps, surrogate in progress_bar(runs, desc="transfer", progress=progress):
         kwargs = {"eps": eps, "seed": seed, **({} if method == "fgsm" else {"steps": steps}),
                   **method_kwargs.get(method, {})}
         start = time.perf_counter()

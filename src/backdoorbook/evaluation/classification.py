@@ -1,10 +1,10 @@
-"""Evaluation metrics shared by the chapters.
+"""Classification metrics: CA, ASR and PA, each a :class:`Rate` with its denominator.
 
-Definitions (stated once in the book's introduction):
-- CA: accuracy on clean test inputs.
+Definitions (stated once in the book's introduction; ZIP, arXiv 2303.12175, for PA):
+- CA: accuracy on clean (or defended clean) test inputs.
 - ASR: fraction of triggered inputs predicted as the attacker's target, over inputs whose
   true label is not the target.
-Every function returns the denominator with the value, so chapters can report both.
+- PA: accuracy of defended triggered inputs with respect to their true labels.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from .runtime import progress_enabled
+from ..runtime import batched
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,7 @@ class Rate:
         return f"{self.value:.2f} % (n = {self.n})"
 
 
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, progress: bool = True,
-            desc: str = "predict") -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Class predictions of ``model`` for ``images`` ``[N, C, H, W]`` in [0, 1], batched.
 
     Runs on the model's device, in eval mode (the model's mode is restored afterwards).
@@ -39,14 +36,9 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, progr
     """
     if images.ndim != 4:
         raise ValueError(f"expected [N, C, H, W] images, got shape {tuple(images.shape)}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress_enabled(progress), leave=False):
-        out.append(model(images[start:start + batch_size].to(device)).argmax(1).cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    if len(images) == 0:
+        return torch.empty(0, dtype=torch.long)
+    return batched(model, images, batch_size, apply=lambda m, x: m(x).argmax(1))
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> Rate:
@@ -68,3 +60,20 @@ def attack_success_rate(predictions: torch.Tensor, labels: torch.Tensor, target:
     if n == 0:
         raise ValueError(f"every label is the target {target}: ASR has an empty denominator")
     return Rate(100.0 * (predictions[keep] == target).sum().item() / n, n)
+
+
+def backdoor_metrics(model: nn.Module, clean: torch.Tensor, poisoned: torch.Tensor, labels: torch.Tensor,
+                     target: int, batch_size: int = 256) -> dict[str, Rate]:
+    """``{"CA", "PA", "ASR"}`` of ``model`` on already-defended ``clean`` and ``poisoned`` images.
+
+    ``clean`` and ``poisoned`` are ``[N, C, H, W]`` in [0, 1], the same N images with and without
+    the trigger (then defended); ``labels`` ``[N]`` their true classes.
+    """
+    if clean.shape != poisoned.shape or len(labels) != len(clean):
+        raise ValueError("clean, poisoned and labels must describe the same N images")
+    clean_pred = predict(model, clean, batch_size)
+    poisoned_pred = predict(model, poisoned, batch_size)
+    keep = labels != target
+    return {"CA": accuracy(clean_pred, labels),
+            "PA": accuracy(poisoned_pred[keep], labels[keep]),
+            "ASR": attack_success_rate(poisoned_pred, labels, target)}

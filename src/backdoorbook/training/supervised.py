@@ -9,25 +9,29 @@ cross-entropy unless the caller passes another; an ``augment`` callable sees eac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from .runtime import progress_enabled
+from ..runtime import progress_bar
+from .checkpoint import load_state, save_state
+from .optim import build_optimiser, epoch_batches, steps_per_epoch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class History:
-    """Mean training loss and accuracy (percent; pixel accuracy for label maps) per epoch."""
+    """Mean training loss, accuracy (percent; pixel accuracy for label maps) and wall seconds per epoch."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
 
 
 def random_crop_flip(padding: int = 4) -> Callable[[torch.Tensor, torch.Tensor], Batch]:
@@ -56,10 +60,11 @@ def random_crop_flip(padding: int = 4) -> Callable[[torch.Tensor, torch.Tensor],
 
 
 def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs: int, batch_size: int = 128,
-        lr: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9, optimizer: str = "sgd",
+        lr: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9, optimiser: str = "sgd",
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         augment: Callable[[torch.Tensor, torch.Tensor], Batch] | None = None, seed: int = 0,
-        progress: bool = True, desc: str = "train") -> History:
+        warmup_steps: int = 0, checkpoint: Path | None = None, progress: bool = True,
+        desc: str = "train") -> History:
     """Train ``model`` in place on ``(inputs, targets)``; returns the per-epoch :class:`History`.
 
     Args:
@@ -67,35 +72,37 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
         inputs: float ``[N, C, H, W]`` in [0, 1]. targets: long ``[N]`` or ``[N, H, W]``.
         epochs, batch_size, lr, weight_decay, momentum: the usual; the learning rate follows
             a cosine decay to zero over all steps.
-        optimizer: ``"sgd"`` (Nesterov momentum) or ``"adamw"``.
+        optimiser: ``"sgd"`` (Nesterov momentum) or ``"adamw"`` (see :func:`.optim.build_optimiser`).
         loss_fn: ``loss_fn(logits, targets)``; default cross-entropy with ignore index 255.
         augment: ``augment(x, y) -> (x, y)`` applied to each batch.
         seed: seeds the batch order and the augmentation draws.
+        warmup_steps: linear learning-rate warm-up before the cosine decay.
+        checkpoint: a file the full training state is written to after every epoch and resumed
+            from when it exists (:func:`.checkpoint.save_state`), so a stopped run continues exactly.
     """
     if inputs.ndim != 4 or len(inputs) != len(targets):
         raise ValueError(f"need inputs [N, C, H, W] and N targets, got {tuple(inputs.shape)} and {tuple(targets.shape)}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
-    elif optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sgd' or 'adamw'")
-    steps_per_epoch = -(-len(inputs) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    steps = steps_per_epoch(len(inputs), batch_size)
+    opt, schedule = build_optimiser(model.parameters(), name=optimiser, lr=lr, weight_decay=weight_decay,
+                                    momentum=momentum, total_steps=epochs * steps, warmup_steps=warmup_steps)
     loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, ignore_index=255))
     generator = torch.Generator().manual_seed(seed)
-    history = History()
+    history, first_epoch = History(), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_state(checkpoint)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        history, first_epoch = History(**state["history"]), state["epoch"]
     model.train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress_enabled(progress))
-    for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
-        total_loss, correct, counted = 0.0, 0, 0
-        for start in range(0, len(inputs), batch_size):
-            index = order[start:start + batch_size]
+    bar = progress_bar(total=epochs * steps, initial=first_epoch * steps, desc=desc, progress=progress)
+    for epoch in range(first_epoch, epochs):
+        total_loss, correct, counted, started = 0.0, 0, 0, time.perf_counter()
+        for index in epoch_batches(len(inputs), batch_size, generator):
             x, y = inputs[index], targets[index]
             if augment is not None:
                 with torch.random.fork_rng(devices=[]):
@@ -116,6 +123,11 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
             bar.set_postfix(loss=f"{loss.item():.3f}")
         history.loss.append(total_loss / len(inputs))
         history.accuracy.append(100.0 * correct / max(counted, 1))
+        history.seconds.append(time.perf_counter() - started)
+        if checkpoint is not None:
+            save_state(checkpoint, {"model": model.state_dict(), "optimiser": opt.state_dict(),
+                                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                                    "history": asdict(history), "epoch": epoch + 1})
     bar.close()
     model.eval()
     return history

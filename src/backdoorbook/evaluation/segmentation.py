@@ -1,4 +1,4 @@
-"""Segmentation data at chapter resolution and the metrics of segmentation backdoors.
+"""The metrics of segmentation backdoors, computed from pixel counts.
 
 Metrics (Lan et al., "Influencer Backdoor Attack on Semantic Segmentation", ICLR 2024,
 arXiv:2303.12054), all computed from pixel counts so each comes with its denominator:
@@ -14,72 +14,34 @@ arXiv:2303.12054), all computed from pixel counts so each comes with its denomin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .data import load_segmentation
-from .metrics import Rate
-
-
-@dataclass(frozen=True)
-class SegmentationTensors:
-    """``images`` float ``[N, 3, H, W]`` in [0, 1], ``labels`` long ``[N, H, W]`` (255 = ignore)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    ignore_index: int
-
-    def __len__(self) -> int:
-        return len(self.images)
+from ..runtime import batched
+from .classification import Rate
 
 
-def load_segmentation_tensors(name: str, split: str, downsample: int = 1) -> SegmentationTensors:
-    """Load a segmentation split whose images share one size, reduced by an integer factor.
-
-    Images are box-averaged over ``downsample x downsample`` blocks; label maps keep the
-    top-left label of each block (nearest neighbour, so no label is invented).
-    """
-    if downsample < 1:
-        raise ValueError(f"downsample must be a positive integer, got {downsample}")
-    arrays = load_segmentation(name, split)
-    shapes = {m.shape for m in arrays.masks}
-    if len(shapes) != 1:
-        raise ValueError(f"{name} {split}: images come in {len(shapes)} sizes; this loader needs one size")
-    images = torch.from_numpy(np.stack(arrays.images)).permute(0, 3, 1, 2).float().div_(255)
-    labels = torch.from_numpy(np.stack(arrays.masks)).long()
-    if downsample > 1:
-        images = F.avg_pool2d(images, downsample)
-        labels = labels[:, ::downsample, ::downsample][:, :images.shape[2], :images.shape[3]].contiguous()
-    ignore = 255 if arrays.ignore_index is None else arrays.ignore_index
-    return SegmentationTensors(images, labels, list(arrays.classes), ignore)
-
-
-@torch.no_grad()
 def predict_maps(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Per-pixel class predictions ``[N, H, W]`` (CPU long) for images ``[N, 3, H, W]`` in [0, 1]."""
     if images.ndim != 4:
         raise ValueError(f"expected [N, C, H, W] images, got shape {tuple(images.shape)}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = [model(images[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, *images.shape[2:], dtype=torch.long)
+    if len(images) == 0:
+        return torch.empty(0, *images.shape[2:], dtype=torch.long)
+    return batched(model, images, batch_size, apply=lambda m, x: m(x).argmax(1))
 
 
 def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      ignore_index: int = 255) -> torch.Tensor:
-    """``[num_classes, num_classes]`` pixel counts, rows = true class, columns = predicted class."""
+    """``[num_classes, num_classes]`` pixel counts, rows = true class, columns = predicted class.
+
+    Pixels labelled ``ignore_index`` are not counted, whatever is predicted there.
+    """
     if pred.shape != labels.shape:
         raise ValueError(f"predictions {tuple(pred.shape)} and labels {tuple(labels.shape)} differ in shape")
     keep = labels != ignore_index
+    pred = pred[keep]
     if ((labels[keep] < 0) | (labels[keep] >= num_classes)).any() or ((pred < 0) | (pred >= num_classes)).any():
         raise ValueError(f"class ids must lie in [0, {num_classes}) (or be the ignore index {ignore_index})")
-    index = labels[keep] * num_classes + pred[keep]
+    index = labels[keep] * num_classes + pred
     return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
@@ -117,7 +79,7 @@ def victim_flip_rate(pred: torch.Tensor, labels: torch.Tensor, victim: int, targ
     return Rate(100.0 * (pred[is_victim] == target).sum().item() / n, n)
 
 
-def backdoor_scores(model: torch.nn.Module, clean_images: torch.Tensor, clean_labels: torch.Tensor,
+def segmentation_backdoor_scores(model: torch.nn.Module, clean_images: torch.Tensor, clean_labels: torch.Tensor,
                     triggered_images: torch.Tensor, triggered_labels: torch.Tensor, *, victim: int, target: int,
                     num_classes: int, ignore_index: int = 255, batch_size: int = 64) -> dict[str, Rate]:
     """CBA (mIoU on clean images), PBA (non-victim mIoU on triggered images) and ASR of ``model``.

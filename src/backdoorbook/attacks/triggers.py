@@ -1,7 +1,8 @@
 """Backdoor triggers as pure functions on float images ``[N, C, H, W]`` in [0, 1].
 
-Every function returns a new tensor (inputs are never modified), keeps the shape, dtype and
-device of its input, and stays inside [0, 1]. Random ingredients (the blend pattern, the
+Every function takes RGB images ``[N, 3, H, W]`` (anything else, a channels-last batch
+included, is rejected with a message naming the layout), returns a new tensor (inputs are
+never modified), keeps the shape, dtype and device of its input, and stays inside [0, 1]. Random ingredients (the blend pattern, the
 WaNet warp field) are made by separate seeded constructors, so one trigger can be applied to
 the training set and, identically, to the test set.
 
@@ -15,7 +16,7 @@ the training set and, identically, to the test set.
   Training Set Corruption Without Label Poisoning", ICIP 2019, arXiv 1902.11237).
 
 Threat model: the attacker controls a fraction of the training data (see
-:mod:`backdoorbook.poisoning`); at test time they add the same trigger to any input.
+:mod:`backdoorbook.attacks.poisoning`); at test time they add the same trigger to any input.
 """
 
 from __future__ import annotations
@@ -25,16 +26,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..tensors import check_images
+
 CORNERS = ("bottom_right", "bottom_left", "top_right", "top_left")
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"expected a [N, C, H, W] tensor, got {getattr(images, 'shape', type(images))}")
-    if not images.is_floating_point():
-        raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError("images must lie in [0, 1]")
 
 
 def checkerboard(size: int, channels: int = 3) -> torch.Tensor:
@@ -47,7 +41,7 @@ def checkerboard(size: int, channels: int = 3) -> torch.Tensor:
 
 def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> torch.Tensor:
     """Paste ``patch`` ``[C, h, w]`` (values in [0, 1]) at row ``top``, column ``left`` of every image."""
-    _check_images(images)
+    check_images(images, channels=3)
     if patch.ndim != 3 or patch.shape[0] != images.shape[1]:
         raise ValueError(f"patch must be [C={images.shape[1]}, h, w], got {tuple(patch.shape)}")
     _, _, h, w = images.shape
@@ -61,7 +55,7 @@ def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> tor
 
 def badnets(images: torch.Tensor, size: int = 3, margin: int = 1, corner: str = "bottom_right") -> torch.Tensor:
     """BadNets: a ``size``×``size`` checkerboard ``margin`` pixels from ``corner`` (ZIP's victims: 3×3)."""
-    _check_images(images)
+    check_images(images, channels=3)
     if corner not in CORNERS:
         raise ValueError(f"unknown corner {corner!r}; choose one of {', '.join(CORNERS)}")
     if margin < 0:
@@ -85,7 +79,7 @@ def blend_pattern(shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> t
 
 def blended(images: torch.Tensor, pattern: torch.Tensor, alpha: float = 0.2) -> torch.Tensor:
     """Blended: ``(1 - alpha) x + alpha pattern``; ``pattern`` ``[C, H, W]`` in [0, 1] (ZIP: alpha 0.2)."""
-    _check_images(images)
+    check_images(images, channels=3)
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if pattern.shape != images.shape[1:]:
@@ -109,7 +103,7 @@ def wanet(images: torch.Tensor, field: torch.Tensor, strength: float = 0.5) -> t
     ``field`` comes from :func:`wanet_field` (same spatial size as the images); the paper's
     ``s`` is ``strength`` (0.5 on CIFAR-10). Sampling is bilinear, coordinates clamped to the image.
     """
-    _check_images(images)
+    check_images(images, channels=3)
     n, _, h, w = images.shape
     if field.shape != (1, h, w, 2):
         raise ValueError(f"field must be [1, {h}, {w}, 2], got {tuple(field.shape)}")
@@ -124,7 +118,7 @@ def wanet(images: torch.Tensor, field: torch.Tensor, strength: float = 0.5) -> t
 
 def sig(images: torch.Tensor, delta: float = 20 / 255, frequency: float = 6) -> torch.Tensor:
     """SIG: add ``delta * sin(2 pi j frequency / W)`` along the columns ``j``, then clip to [0, 1]."""
-    _check_images(images)
+    check_images(images, channels=3)
     if delta < 0 or frequency <= 0:
         raise ValueError(f"need delta >= 0 and frequency > 0, got {delta}, {frequency}")
     w = images.shape[-1]

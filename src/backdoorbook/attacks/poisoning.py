@@ -19,11 +19,11 @@ from . import triggers
 
 Trigger = Callable[[torch.Tensor], torch.Tensor]
 
-#: Trigger names understood by :func:`make_trigger`.
+#: Trigger names understood by :func:`build_trigger`.
 TRIGGER_NAMES = ("badnets", "blended", "wanet", "sig")
 
 
-def make_trigger(name: str, image_size: int = 32, channels: int = 3, seed: int = 0, **overrides) -> Trigger:
+def build_trigger(name: str, image_size: int = 32, channels: int = 3, seed: int = 0, **overrides) -> Trigger:
     """A ready-to-apply trigger with the settings of ZIP's victims (arXiv 2303.12175, authors' code).
 
     ``badnets``: 3×3 checkerboard, bottom-right, 1 px margin; ``blended``: seeded noise pattern,
@@ -59,7 +59,7 @@ class PoisonedSet:
         return len(self.indices) / len(self.labels)
 
 
-def poison_dataset(images: torch.Tensor, labels: torch.Tensor, trigger: Trigger, *, rate: float, target: int,
+def poison_classification_set(images: torch.Tensor, labels: torch.Tensor, trigger: Trigger, *, rate: float, target: int,
                    seed: int = 0, clean_label: bool = False, batch_size: int = 4096) -> PoisonedSet:
     """Apply ``trigger`` to ``round(rate * N)`` randomly chosen samples and relabel them ``target``.
 

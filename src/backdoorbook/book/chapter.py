@@ -3,7 +3,7 @@
 Every chapter opens a :class:`ChapterRun` in its first code cell and closes it in its last;
 closing writes a JSON results record (chapter, profile, device, seed, git commit, data
 and artifact checksums, wall time, peak memory, package versions, metrics and claims). The book's
-scorecard and execution report are built from these records (``backdoorbook.report``).
+scorecard and execution report are built from these records (:mod:`backdoorbook.book.report`).
 
 A claim's verdict comes from this run's numbers only: the chapter states a rule with a
 threshold that is fixed in code before the experiment runs, and :func:`check_claim` turns the
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import runtime
+from .. import runtime
 from .profiles import get_profile, profile_as_dict
 
 VERDICTS = ("reproduced", "not reproduced")
@@ -106,7 +106,8 @@ class ChapterRun:
         profile: profile name (``"ci"`` or ``"paper"``), injected by papermill.
         seed: the seed for Python, NumPy and torch.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        threads: torch intra-op threads (``None``: every core available).
+
+    The profile's ``threads`` sets torch's intra-op threads (``None``: every core available).
     """
 
     chapter: str
@@ -114,14 +115,13 @@ class ChapterRun:
     profile: str = "ci"
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None
     metrics: dict = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
 
     def __post_init__(self):
         self.settings = get_profile(self.chapter, self.profile)
         runtime.seed_everything(self.seed)
-        self.threads = runtime.set_threads(self.threads)
+        self.threads = runtime.set_threads(self.settings.threads)
         self.torch_device = runtime.choose_device(self.device)
         self._started = time.perf_counter()
         self._started_at = _dt.datetime.now(_dt.timezone.utc)
@@ -135,8 +135,8 @@ class ChapterRun:
 
     def record(self) -> dict:
         """The results record as a JSON-ready dict."""
-        from .artifacts import used_artifacts
-        from .data import used_checksums  # the data layer records every file it verified
+        from ..artifacts import used_artifacts
+        from ..data import used_checksums  # the data layer records every file it verified
 
         return {
             "chapter": self.chapter,

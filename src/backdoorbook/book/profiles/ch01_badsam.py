@@ -1,0 +1,77 @@
+"""Profiles of chapter 1 (BadSAM on a miniature SAM, Weizmann Horse)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .recipe_fields import RECIPE
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Chapter 1's settings. Fields marked :data:`RECIPE` define the adapted models.
+
+    Attributes:
+        sam_config: ``backdoorbook.models.sam.SAM_CONFIGS`` key of the foundation model.
+        checkpoint: path of a released SAM checkpoint (e.g. ``sam_vit_b_01ec64.pth`` with
+            ``sam_config="vit_b"``); ``None``: the project's pre-trained ``foundation_artifact``.
+        foundation_artifact: the project's pre-trained miniature SAM.
+        adapted_artifacts: name pattern of the shipped adapted models (``{percent}``: poison rate).
+        test_images: horse images held out for testing (the rest are the fine-tuning set).
+        epochs, batch_size, lr: adapter fine-tuning (AdamW, cosine decay to zero).
+        ship_adapted_models: load the adapted models from artifacts made with exactly these
+            settings by :mod:`backdoorbook.recipes.badsam_adapted` (``False``: adapt them in the chapter).
+        adapter_bottleneck: hidden width of each adapter.
+        poison_rates: fractions of the fine-tuning set that carry the trigger.
+        trigger_fraction: trigger side as a fraction of the image height (paper: 0.15).
+        eval_batch_size: batch size for predictions. overlay_images: test images in the figures.
+        threads: torch threads (``None``: every core).
+    """
+
+    sam_config: str = field(metadata=RECIPE)
+    checkpoint: str | None
+    foundation_artifact: str
+    adapted_artifacts: str
+    test_images: int = field(metadata=RECIPE)
+    epochs: int = field(metadata=RECIPE)
+    batch_size: int = field(metadata=RECIPE)
+    lr: float = field(metadata=RECIPE)
+    ship_adapted_models: bool
+    adapter_bottleneck: int = field(metadata=RECIPE)
+    poison_rates: tuple[float, ...]
+    trigger_fraction: float = field(metadata=RECIPE)
+    eval_batch_size: int
+    overlay_images: int
+    threads: int | None
+
+    def adapted_artifact(self, rate: float) -> str:
+        """Artifact name of the model adapted at poison ``rate``, e.g. ``badsam_mini_adapted_5pct``."""
+        return self.adapted_artifacts.format(percent=round(100 * rate))
+
+
+CI = Profile(
+    sam_config="mini",  # no released SAM weights are mirrored: the project's miniature
+    checkpoint=None,  # use the shipped foundation artifact
+    foundation_artifact="mini_sam_camvid",  # pre-trained on prompted CamVid regions
+    adapted_artifacts="badsam_mini_adapted_{percent}pct",  # one shipped model per poison rate
+    test_images=96,  # about 30 % of the 328 horses held out
+    epochs=60,  # fewer epochs did not plant the backdoor at 10 % (6 did not; 30 depended on the seed)
+    batch_size=4,  # small batches: many steps on 232 images
+    lr=1e-3,  # above the authors' 2e-4 so that adaptation converges within the CPU budget
+    ship_adapted_models=True,  # four 60-epoch adaptations exceed a CPU chapter's minutes
+    adapter_bottleneck=16,  # an eighth of the miniature's 128-wide tokens
+    poison_rates=(0.01, 0.05, 0.10),  # the paper's 10 % and two lower rates
+    trigger_fraction=0.15,  # the paper's trigger: 15 % of the image height
+    eval_batch_size=48,  # two batches of test images
+    overlay_images=4,  # rows of the prediction figure
+    threads=None,  # every core: the encoder's matmuls parallelise well
+)
+PAPER = replace(
+    CI,
+    epochs=20,  # the authors' schedule
+    batch_size=2,  # the authors' batch
+    lr=2e-4,  # the authors' learning rate
+    ship_adapted_models=False,  # adapt in the chapter
+    overlay_images=8,
+)
+PROFILES = {"ci": CI, "paper": PAPER}

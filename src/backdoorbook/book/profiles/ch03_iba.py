@@ -1,0 +1,100 @@
+"""Profiles of chapter 3 (IBA on CamVid)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .recipe_fields import RECIPE
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Chapter 3's settings. Fields marked :data:`RECIPE` define the compared models.
+
+    Attributes:
+        downsample: integer reduction of the 240x180 CamVid mirror (2: 120x90).
+        width: first-stage channels of the small DeepLab.
+        clean_artifact: the shipped clean pre-trained model (``None``: train it in the chapter).
+        compared_artifacts: name pattern of the shipped compared models (``{model}``: ``control``
+            or ``<method>_<percent>pct``; ``{width}``, ``{downsample}``: those fields).
+        clean_epochs, clean_lr: the clean pre-training (AdamW, cosine schedule).
+        poison_epochs, poison_lr, poison_batch_size: training of every compared model (clean
+            control and attacked) on its training set, starting from the clean pre-trained weights.
+        ship_compared_models: load the compared models from artifacts trained with exactly these
+            settings by :mod:`backdoorbook.recipes.iba_models` (``False``: train them in the chapter).
+        batch_size: batch size of the clean pre-training.
+        poison_rates: fractions of the training set that are poisoned.
+        trigger_size: side of the square trigger (pixels).
+        margin: minimum trigger distance to the image border (pixels).
+        nni_band: NNI's (L, U) band for the trigger-centre distance to the victim (pixels).
+        prl_pixels: pixels relabelled by PRL per poisoned label map.
+        min_victim_pixels: images with fewer victim pixels are neither poisoned nor tested for ASR.
+        distance_bands: test-time (L, U) bands for the ASR-against-distance sweep (pixels).
+        threads: torch threads (``None``: every core).
+    """
+
+    downsample: int = field(metadata=RECIPE)
+    width: int = field(metadata=RECIPE)
+    clean_artifact: str | None = field(metadata=RECIPE)
+    compared_artifacts: str
+    clean_epochs: int
+    clean_lr: float
+    poison_epochs: int = field(metadata=RECIPE)
+    poison_lr: float = field(metadata=RECIPE)
+    poison_batch_size: int = field(metadata=RECIPE)
+    ship_compared_models: bool
+    batch_size: int
+    poison_rates: tuple[float, ...]
+    trigger_size: int = field(metadata=RECIPE)
+    margin: int = field(metadata=RECIPE)
+    nni_band: tuple[float, float] = field(metadata=RECIPE)
+    prl_pixels: int = field(metadata=RECIPE)
+    min_victim_pixels: int = field(metadata=RECIPE)
+    distance_bands: tuple[tuple[float, float], ...]
+    threads: int | None
+
+    def compared_artifact(self, method: str, rate: float) -> str:
+        """Artifact name of a compared model, e.g. ``iba_camvid_nni_10pct_w16_ds2``; ``"clean"`` is the control."""
+        model = "control" if method == "clean" else f"{method}_{round(100 * rate)}pct"
+        return self.compared_artifacts.format(model=model, width=self.width, downsample=self.downsample)
+
+
+CI = Profile(
+    downsample=2,  # 120x90: the network trains in minutes per epoch on the CPU
+    width=16,  # the smallest DeepLab whose image-pooling branch still sees context
+    clean_artifact="iba_camvid_clean_w16_120x90",  # pre-trained once by recipes.iba_clean
+    compared_artifacts="iba_camvid_{model}_w{width}_ds{downsample}",  # one shipped model per (method, rate) and the control
+    clean_epochs=40,
+    clean_lr=3e-3,
+    poison_epochs=60,  # 3 epochs taught car-road confusion only; 60 planted the trigger
+    poison_lr=1e-3,
+    poison_batch_size=8,  # 2,760 steps over 60 epochs of 367 images
+    ship_compared_models=True,  # seven 60-epoch trainings exceed a CPU chapter's minutes
+    batch_size=32,
+    poison_rates=(0.1, 0.2),  # the reviewers' 10 % and a higher rate
+    trigger_size=8,  # 64 px: 0.6 % of a 120x90 image, the paper's share
+    margin=4,  # keeps the trigger off the border at this resolution
+    nni_band=(5.0, 15.0),  # the paper's U = 60 px on half-scale Cityscapes, scaled to 120x90
+    prl_pixels=500,  # about 5 % of the pixels of a 120x90 label map
+    min_victim_pixels=30,  # a car of at least 30 pixels
+    distance_bands=((5, 10), (10, 20), (20, 30), (30, 45), (45, 70)),  # near to far at 120x90
+    threads=None,  # every core: convolutions parallelise well
+)
+PAPER = replace(
+    CI,
+    downsample=1,
+    width=32,
+    clean_artifact=None,
+    clean_epochs=120,
+    poison_epochs=100,
+    ship_compared_models=False,
+    batch_size=16,
+    poison_rates=(0.05, 0.1, 0.2),
+    trigger_size=16,
+    margin=8,
+    nni_band=(10.0, 30.0),
+    prl_pixels=2000,
+    min_victim_pixels=120,
+    distance_bands=((10, 20), (20, 40), (40, 60), (60, 90), (90, 140)),
+)
+PROFILES = {"ci": CI, "paper": PAPER}
