@@ -1,6 +1,6 @@
 # One entry point. `make test` and `make book` each do the whole set-up on a fresh clone.
 #   make test                      set up, then run the unit tests
-#   make book [PROFILE=paper]      set up, fetch missing data, execute every chapter, render the book
+#   make book [PROFILE=paper]      set up, fetch missing data, execute every chapter, render HTML
 #   make data                      fetch, rebuild and verify what no data root holds
 #   make check-book                load the built pages in headless Chromium and check them
 #   make chapter CHAPTER=00_data   execute one chapter (no HTML)

@@ -122,7 +122,8 @@ def _encode(arr: np.ndarray, fmt: str) -> bytes:
 
 def _github_zip(name: str, files: dict[str, bytes]) -> bytes:
     """A GitHub-style archive: one top folder ``<repo>-<commit>/``, members in random order."""
-    top = f"{REAL[name]['upstream']['repository'].rsplit('/', 1)[1]}-{REAL[name]['upstream']['commit']}"
+    upstream = REAL[name]["upstream"]
+    top = f"{upstream['repository'].rsplit('/', 1)[1]}-{upstream['commit']}"
     items = list(files.items())
     random.Random(0).shuffle(items)
     buf = io.BytesIO()
@@ -300,7 +301,8 @@ def test_rules_cifar10_imagenette_miniimagenet(world, root):
 
     nette = _index(root, "imagenette")
     wnids = REAL["imagenette"]["classes_json"]["wnids"]
-    assert len(nette) == 50 + 2 * 9 and all(s == "val" and p.startswith("val/") for p, s, _ in nette)
+    assert len(nette) == 50 + 2 * 9
+    assert all(s == "val" and p.startswith("val/") for p, s, _ in nette)
     assert f"val/{wnids[0]}/{wnids[0]}_00050.JPEG" not in {p for p, _, _ in nette}  # the 51st
     assert [p for p, _, _ in nette] == sorted(p for p, _, _ in nette)
 
@@ -489,7 +491,9 @@ def test_ensure_fetches_only_what_no_root_holds(world, root, monkeypatch, capsys
     assert f"No data root holds camvid, gtsrb, imagenette, miniimagenet, weizmann_horse " \
            f"(BACKDOORBOOK_DATA={root}): fetching them" in said
     assert len(world.server.log) == requests + 5
-    assert bd_fetch.ensure() == {} and capsys.readouterr().out == ""  # a root holds everything
+    assert bd_fetch.ensure() == {}  # a root holds everything: nothing is fetched
+    assert "a data root holds every item" in capsys.readouterr().out
+    assert len(world.server.log) == requests + 5
 
 
 def test_ensure_without_a_root_fills_the_default(world, root, monkeypatch, capsys):
@@ -502,7 +506,7 @@ def test_ensure_without_a_root_fills_the_default(world, root, monkeypatch, capsy
 
 def test_cli(world, root, capsys):
     assert main(["fetch", "imagenette", "--root", str(root)]) == 0
-    assert "imagenette: done (bytes identical to the mirror's)" in capsys.readouterr().out
+    assert "imagenette: done (verified: sha256 as in the manifest)" in capsys.readouterr().out
     assert main(["fetch", "nope", "--root", str(root)]) == 1
     assert "error: unknown dataset 'nope'; valid names: camvid" in capsys.readouterr().err
     assert main(["checksums", "imagenette", "--root", str(root)]) == 0
@@ -546,7 +550,8 @@ def test_real_imagenette_and_miniimagenet_are_rebuilt_byte_for_byte(real, tmp_pa
     for w in REAL["imagenette"]["classes_json"]["wnids"]:  # files the rules must leave out
         nette[f"val/{w}/zz_after_the_first_50.JPEG"] = b"x"
         nette[f"train/{w}/{w}_1.JPEG"] = b"x"
-    mini = _unpack("miniimagenet", lambda m: "/".join([("train", "val")[len(m) % 2]] + m.split("/")[1:]))
+    mini = _unpack("miniimagenet",  # spread over the repository's own train/ and val/ folders
+                   lambda m: "/".join([("train", "val")[len(m) % 2]] + m.split("/")[1:]))
     for w in REAL["miniimagenet"]["classes_json"]["classes"]:
         mini[f"val/{w}/{w}99999999.jpg"] = b"x"
     for name, files in (("imagenette", nette), ("miniimagenet", mini)):

@@ -193,9 +193,9 @@ def fetch(names: Iterable[str] | None = None, root: Path | str | None = None) ->
         else:
             done[name] = _rebuild(manifest, root) if manifest.archive() in todo else "present"
             _write_classes(manifest, root)
-        said = {"sha256": "bytes identical to the mirror's",
-                "content": "decoded content identical to the mirror's",
-                "present": "its archive was there; classes.json written"}[done[name]]
+        said = {"sha256": "verified: sha256 as in the manifest",
+                "content": "verified by decoded content: content_sha256 as in the manifest",
+                "present": "its archive was there, verified; classes.json written"}[done[name]]
         _say(f"{name}: done ({said})")
     downloads = root / DOWNLOADS
     if downloads.is_dir() and not any(downloads.iterdir()):
@@ -209,9 +209,10 @@ def ensure() -> dict[str, str]:
     target = roots[0] if roots else DEFAULT_ROOT
     missing = [n for n in DATASET_NAMES
                if not any(holds(r, load_manifest(n)) for r in roots if r.is_dir())]
-    if not missing:
-        return {}
     where = f"{ENV_DATA}={os.pathsep.join(map(str, roots))}" if roots else f"{ENV_DATA} is unset"
+    if not missing:
+        _say(f"Data: a data root holds every item ({where}); nothing to fetch.")
+        return {}
     _say(f"No data root holds {', '.join(missing)} ({where}): fetching them from their pinned "
          f"upstreams into {target} (python -m backdoorbook.data fetch; see data_manifests/).")
     done = fetch(missing, target)
