@@ -1,6 +1,7 @@
 # One entry point. `make test` and `make book` each do the whole set-up on a fresh clone.
 #   make test                      set up, then run the unit tests
-#   make book [PROFILE=paper]      set up, execute every chapter, render the HTML book
+#   make book [PROFILE=paper]      set up, fetch missing data, execute every chapter, render HTML
+#   make data                      fetch, rebuild and verify what no data root holds
 #   make check-book                load the built pages in headless Chromium and check them
 #   make chapter CHAPTER=00_data   execute one chapter (no HTML)
 #   make lock                      regenerate requirements.lock from pyproject.toml's pins
@@ -10,11 +11,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= ci
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
-# Data roots: the mirror beside the checkout unless the caller set BACKDOORBOOK_DATA.
-BACKDOORBOOK_DATA ?= $(abspath ../shared/data)
+# Data roots: BACKDOORBOOK_DATA if the caller set it, else the mirror beside the checkout if
+# there is one, else the fetch cache (filled from the pinned upstreams by `make data`).
+BACKDOORBOOK_DATA ?= $(or $(wildcard $(abspath ../shared/data)),$(HOME)/.cache/backdoorbook/data)
 export BACKDOORBOOK_DATA
 
-.PHONY: setup test book check-book chapter browser lock clean
+.PHONY: setup test data book check-book chapter browser lock clean
 
 setup: $(STAMP)
 
@@ -27,13 +29,16 @@ $(STAMP): requirements.lock pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-book: setup
+data: setup
+	$(PY) -m backdoorbook.data ensure
+
+book: data
 	$(PY) tools/build_book.py --profile $(PROFILE)
 
 check-book: setup browser
 	$(PY) tools/check_book.py
 
-chapter: setup
+chapter: data
 	@test -n "$(CHAPTER)" || { echo "usage: make chapter CHAPTER=<stem> [PROFILE=ci|paper]"; exit 2; }
 	$(PY) tools/build_book.py --profile $(PROFILE) --chapters $(CHAPTER)
 

@@ -1,9 +1,10 @@
 """The compendium's data layer: manifests, verified files, decoded and cached arrays.
 
 Data is read from the mirror under ``$BACKDOORBOOK_DATA`` (``os.pathsep``-separated
-roots, e.g. ``../shared/data``), described by ``data_manifests/<name>.yml``, checked by
-sha256 before first use, and never downloaded. Decoded arrays are cached under
-``$BACKDOORBOOK_CACHE`` (default ``~/.cache/backdoorbook``).
+roots, e.g. ``../shared/data``), described by ``data_manifests/<name>.yml`` and checked by
+sha256 before first use; loading never downloads. :mod:`.fetch` rebuilds the items from
+their pinned upstreams on request (``make data``, ``python -m backdoorbook.data fetch``).
+Decoded arrays are cached under ``$BACKDOORBOOK_CACHE`` (default ``~/.cache/backdoorbook``).
 
 >>> from backdoorbook.data import load_classification, ClassificationDataset
 >>> test = load_classification("cifar10", "test")      # doctest: +SKIP
@@ -28,10 +29,12 @@ from .manifest import (
     DataError,
     DataFileMissingError,
     DataRootError,
+    DownloadError,
     Manifest,
     ManifestFile,
     UnknownDatasetError,
     UnknownSplitError,
+    UpstreamFileMissingError,
     load_manifest,
     manifests_dir,
 )
@@ -45,6 +48,8 @@ __all__ = [
     "DataFileMissingError",
     "ChecksumMismatchError",
     "CorruptArchiveError",
+    "DownloadError",
+    "UpstreamFileMissingError",
     "DATASET_NAMES",
     "Manifest",
     "ManifestFile",

@@ -1,9 +1,10 @@
 """Dataset manifests (``data_manifests/<name>.yml``) and the data layer's error types.
 
 A manifest describes one item of the data mirror: its files (path relative to a data
-root, size, sha256), split counts, upstream source, licence, citation and how a user
-obtains it. The project never downloads anything; manifests are how it says what it
-expects to find under a data root.
+root, size, sha256 and, for archives, the sha256 of their decoded content), split counts,
+upstream source (repository, full commit, URLs), licence, citation, how a user obtains it
+and how :mod:`backdoorbook.data.fetch` rebuilds it. Loading data never downloads anything;
+manifests are how the project says what it expects to find under a data root.
 
 The manifest directory is ``$BACKDOORBOOK_MANIFESTS`` when set, otherwise the
 repository's ``data_manifests/`` (found relative to this package, then by walking up
@@ -27,6 +28,8 @@ __all__ = [
     "DataFileMissingError",
     "ChecksumMismatchError",
     "CorruptArchiveError",
+    "DownloadError",
+    "UpstreamFileMissingError",
     "DATASET_NAMES",
     "ManifestFile",
     "Manifest",
@@ -73,6 +76,14 @@ class CorruptArchiveError(DataError):
     """An archive is not a readable zip, or its index/members are malformed."""
 
 
+class DownloadError(DataError):
+    """Fetching an upstream file failed (network, HTTP status); names the URL and the item."""
+
+
+class UpstreamFileMissingError(DataError):
+    """A file the packing rules need is absent from the downloaded upstream archive."""
+
+
 # ------------------------------------------------------------------------ manifests
 
 #: The seven items of the data mirror, sorted.
@@ -93,11 +104,17 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class ManifestFile:
-    """One file of a manifest: ``path`` is relative to a data root."""
+    """One file of a manifest: ``path`` is relative to a data root.
+
+    ``content_sha256`` (archives only) is the checksum of the archive's decoded content
+    (see :mod:`backdoorbook.data.content`): a rebuilt archive whose bytes differ (other
+    Pillow, zlib or libjpeg) is accepted when it matches.
+    """
 
     path: str
     size: int
     sha256: str
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,11 +232,17 @@ def load_manifest(name: str) -> Manifest:
     files = []
     for i, f in enumerate(raw["files"] or []):
         try:
-            mf = ManifestFile(path=str(f["path"]), size=int(f["size"]), sha256=str(f["sha256"]).lower())
-        except (TypeError, KeyError, ValueError) as exc:
+            content = f.get("content_sha256")
+            mf = ManifestFile(
+                path=str(f["path"]), size=int(f["size"]), sha256=str(f["sha256"]).lower(),
+                content_sha256=None if content is None else str(content).lower(),
+            )
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
             raise _bad(path, f"files[{i}] needs path, size and sha256") from exc
-        if not _SHA_RE.match(mf.sha256):
-            raise _bad(path, f"files[{i}].sha256 is not 64 hex digits")
+        for key in ("sha256", "content_sha256"):
+            value = getattr(mf, key)
+            if value is not None and not _SHA_RE.match(value):
+                raise _bad(path, f"files[{i}].{key} is not 64 hex digits")
         files.append(mf)
     if not files:
         raise _bad(path, "files is empty")

@@ -5,7 +5,10 @@ manifest's file is taken from the first root that has it. Relative roots resolve
 the working directory, then against the project checkout (so ``../shared/data`` works
 from a notebook folder too). Every file's sha256 is checked against its manifest before
 its first use in a process; the result is memoised per path (and size/mtime) and recorded
-for :func:`used_checksums`. Nothing is ever downloaded.
+for :func:`used_checksums`. An archive that :mod:`.fetch` rebuilt with different bytes but
+the manifest's decoded content carries a record beside it (:data:`CONTENT_RECORD_SUFFIX`)
+and is accepted while its bytes are those recorded. Nothing is downloaded here; missing
+items are fetched only on request (``make data``, ``python -m backdoorbook.data fetch``).
 """
 
 from __future__ import annotations
@@ -21,13 +24,24 @@ from .manifest import (
     DataError,
     DataFileMissingError,
     DataRootError,
+    ManifestFile,
     load_manifest,
     repo_root,
 )
 
-__all__ = ["data_roots", "locate", "used_checksums", "sha256_file", "load_classes_json", "load_classes"]
+__all__ = [
+    "data_roots",
+    "locate",
+    "used_checksums",
+    "sha256_file",
+    "content_verified",
+    "load_classes_json",
+    "load_classes",
+]
 
 ENV_DATA = "BACKDOORBOOK_DATA"
+#: Beside ``<item>.zip``: JSON ``{"sha256", "content_sha256"}`` written by the fetcher.
+CONTENT_RECORD_SUFFIX = ".content-verified.json"
 
 _LOCK = threading.Lock()
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
@@ -58,7 +72,8 @@ def data_roots() -> list[Path]:
         raise DataRootError(
             f"no data root: set {ENV_DATA} to the data mirror folder, e.g. "
             f"`export {ENV_DATA}=../shared/data` (several roots separated by "
-            f"{os.pathsep!r}). The project never downloads data."
+            f"{os.pathsep!r}), or fetch the data with `make data` "
+            f"(python -m backdoorbook.data fetch --root DIR)."
         )
     roots = [p for _, p in configured if p.is_dir()]
     if not roots:
@@ -79,7 +94,20 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, relpath: str, expected: str, manifest_path: Path) -> None:
+def content_verified(path: Path, actual: str, entry: ManifestFile) -> bool:
+    """True if the fetcher accepted exactly these bytes (``actual`` sha256) by decoded content."""
+    record = path.with_name(path.name + CONTENT_RECORD_SUFFIX)
+    if entry.content_sha256 is None or not record.is_file():
+        return False
+    try:
+        rec = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return rec.get("sha256") == actual and rec.get("content_sha256") == entry.content_sha256
+
+
+def _verify(path: Path, entry: ManifestFile, manifest_path: Path) -> None:
+    relpath, expected = entry.path, entry.sha256
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     with _LOCK:
@@ -88,7 +116,7 @@ def _verify(path: Path, relpath: str, expected: str, manifest_path: Path) -> Non
         actual = sha256_file(path)
         with _LOCK:
             _VERIFIED[key] = actual
-    if actual != expected:
+    if actual != expected and not content_verified(path, actual, entry):
         raise ChecksumMismatchError(
             f"checksum mismatch for {path} ({relpath}): expected sha256 {expected}, "
             f"actual {actual}. The file differs from the one described in {manifest_path}; "
@@ -110,7 +138,7 @@ def locate(name: str, relpath: str) -> Path:
     for root in roots:
         cand = root / entry.path
         if cand.is_file():
-            _verify(cand, entry.path, entry.sha256, manifest.manifest_path)
+            _verify(cand, entry, manifest.manifest_path)
             return cand
     searched = "\n".join(f"  - {r / entry.path}" for r in roots)
     skipped = [p for _, p in _configured_roots() if not p.is_dir()]
@@ -119,7 +147,8 @@ def locate(name: str, relpath: str) -> Path:
     raise DataFileMissingError(
         f"dataset {name!r}: file {entry.path} (sha256 {entry.sha256}) is in none of the "
         f"data roots searched:\n{searched}\nSee {manifest.manifest_path} ('obtain') for "
-        f"how to obtain it; the project never downloads data."
+        f"how to obtain it, or rebuild it from its upstream with "
+        f"`python -m backdoorbook.data fetch {name} --root DIR`."
     )
 
 
