@@ -4,6 +4,7 @@
 #   make data                      fetch, rebuild and verify what no data root holds
 #   make check-book                load the built pages in headless Chromium and check them
 #   make chapter CHAPTER=00_data   execute one chapter (no HTML)
+#   make lint                      ruff on src, tools, tests, bench and the notebooks' code cells
 #   make lock                      regenerate requirements.lock from pyproject.toml's pins
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 BACKDOORBOOK_DATA ?= $(or $(wildcard $(abspath ../shared/data)),$(HOME)/.cache/backdoorbook/data)
 export BACKDOORBOOK_DATA
 
-.PHONY: setup test data book check-book chapter browser lock clean
+.PHONY: setup lint test data book check-book chapter browser lock clean
 
 setup: $(STAMP)
 
@@ -25,6 +26,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check src tools tests bench
+	$(VENV)/bin/ruff format --check src tools tests bench
+	$(VENV)/bin/jupytext --check '$(abspath $(VENV))/bin/ruff check --config pyproject.toml {}' notebooks/*.md
 
 test: setup
 	$(PY) -m pytest -q

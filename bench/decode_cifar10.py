@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 CHILD = """
 import time
@@ -32,7 +31,9 @@ print(f"{n} {t2 - t0:.3f} {t1 - t0:.3f}")
 
 def run(cache: str) -> tuple[int, float, float]:
     env = dict(os.environ, BACKDOORBOOK_CACHE=cache, BACKDOORBOOK_PROGRESS="0")
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD], env=env, check=True, capture_output=True, text=True
+    )
     n, secs, imp = out.stdout.split()
     return int(n), float(secs), float(imp)
 
@@ -44,8 +45,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bb-bench-cache-") as cache:
         n, cold, imp_cold = run(cache)
         _, cached, imp_cached = run(cache)
-    print(f"cifar10: {n} images (times include importing backdoorbook.data/torch: "
-          f"{imp_cold:.2f} s cold, {imp_cached:.2f} s cached)")
+    print(
+        f"cifar10: {n} images (times include importing backdoorbook.data/torch: "
+        f"{imp_cold:.2f} s cold, {imp_cached:.2f} s cached)"
+    )
     print(f"cold   (decode + sha256 + cache write): {cold:.2f} s  (target < 20 s)")
     print(f"cached (sha256 + np.load):              {cached:.2f} s  (target < 2 s)")
     return 0 if cold < 20 and cached < 2 else 1

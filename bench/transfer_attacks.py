@@ -1,6 +1,7 @@
 """Benchmark: our MI-FGSM and DI (DIM) against torchattacks' MIFGSM and DIFGSM.
 
-Usage: BACKDOORBOOK_DATA=../shared/data python bench/transfer_attacks.py [--images 128] [--repeats 5] [--threads 1]
+Usage: BACKDOORBOOK_DATA=../shared/data python bench/transfer_attacks.py [--images 128]
+       [--repeats 5] [--threads 1]
 
 Same surrogate (the pretrained CIFAR ResNet-20, eval mode), same batch of real CIFAR-10 test
 images, same settings (ε = 8/255, 10 steps, α = ε/10, μ = 1; DI: resize rate 1.1, p = 0.5).
@@ -41,18 +42,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     test = data.load_classification("cifar10", "test")
-    images = to_image_tensor(test.images[:args.images])
-    labels = torch.as_tensor(test.labels[:args.images]).long()
+    images = to_image_tensor(test.images[: args.images])
+    labels = torch.as_tensor(test.labels[: args.images]).long()
     model = load_cifar_resnet(20)
     pairs = {
-        "MI-FGSM": (MIFGSM(model, eps=EPS, steps=STEPS, decay=1.0),
-                    torchattacks.MIFGSM(model, eps=EPS, alpha=EPS / STEPS, steps=STEPS, decay=1.0)),
-        "DI-MI-FGSM": (DIM(model, eps=EPS, steps=STEPS, decay=1.0, resize_rate=1.1, diversity_prob=0.5),
-                       torchattacks.DIFGSM(model, eps=EPS, alpha=EPS / STEPS, steps=STEPS, decay=1.0, resize_rate=1.1,
-                                           diversity_prob=0.5)),
+        "MI-FGSM": (
+            MIFGSM(model, eps=EPS, steps=STEPS, decay=1.0),
+            torchattacks.MIFGSM(model, eps=EPS, alpha=EPS / STEPS, steps=STEPS, decay=1.0),
+        ),
+        "DI-MI-FGSM": (
+            DIM(model, eps=EPS, steps=STEPS, decay=1.0, resize_rate=1.1, diversity_prob=0.5),
+            torchattacks.DIFGSM(
+                model,
+                eps=EPS,
+                alpha=EPS / STEPS,
+                steps=STEPS,
+                decay=1.0,
+                resize_rate=1.1,
+                diversity_prob=0.5,
+            ),
+        ),
     }
-    print(f"{args.images} CIFAR-10 images, ResNet-20 surrogate, eps 8/255, {STEPS} steps, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} alternating runs")
+    print(
+        f"{args.images} CIFAR-10 images, ResNet-20 surrogate, eps 8/255, {STEPS} steps, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats} alternating runs"
+    )
     ok = True
     for name, (ours, theirs) in pairs.items():
         timed(ours, images, labels), timed(theirs, images, labels)  # warm-up
@@ -64,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         theirs_ips = args.images / statistics.median(theirs_s)
         ratio = ours_ips / theirs_ips
         ok &= ratio >= 0.95
-        print(f"{name:11s} ours {ours_ips:7.1f} img/s   torchattacks {theirs_ips:7.1f} img/s   ratio {ratio:.2f}")
+        print(
+            f"{name:11s} ours {ours_ips:7.1f} img/s   "
+            f"torchattacks {theirs_ips:7.1f} img/s   ratio {ratio:.2f}"
+        )
     return 0 if ok else 1
 
 

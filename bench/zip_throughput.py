@@ -1,11 +1,11 @@
 """Benchmark: ZIP purification throughput (32×32 images, 20 DDIM steps, grayscale + downsample ×2).
 
-Usage: python bench/zip_throughput.py [--images 128] [--batch-sizes 32 128] [--threads 2] [--device auto]
-       [--prior ddpm_cifar10 | --random-prior] [--output results.json]
+Usage: python bench/zip_throughput.py [--images 128] [--batch-sizes 32 128] [--threads 2]
+       [--device auto] [--prior ddpm_cifar10 | --random-prior] [--output results.json]
 
-Purifies ``--images`` random images with the shipped prior (or, with ``--random-prior``, an untrained
-UNet of the same architecture: same cost, no artifact needed) and prints images per second per
-batch size after one untimed warm-up batch. Each purification costs ``steps`` UNet evaluations.
+Purifies ``--images`` random images with the shipped prior (or, with ``--random-prior``, an
+untrained UNet of the same architecture: same cost, no artifact needed) and prints images per second
+per batch size after one untimed warm-up batch. Each purification costs ``steps`` UNet evaluations.
 """
 
 from __future__ import annotations
@@ -24,11 +24,21 @@ from backdoorbook.models.ddpm import ddpm_scheduler, ddpm_unet, load_ddpm_artifa
 def measure(unet, alphas_cumprod, images: torch.Tensor, batch_size: int, steps: int) -> float:
     """Images per second of :func:`zip_purify` on ``images`` (after one warm-up batch)."""
     ops = zip_operators(2)
-    zip_purify(images[:batch_size], unet, alphas_cumprod, ops, steps=steps, batch_size=batch_size, progress=False)
+    zip_purify(
+        images[:batch_size],
+        unet,
+        alphas_cumprod,
+        ops,
+        steps=steps,
+        batch_size=batch_size,
+        progress=False,
+    )
     if unet.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    zip_purify(images, unet, alphas_cumprod, ops, steps=steps, batch_size=batch_size, progress=False)
+    zip_purify(
+        images, unet, alphas_cumprod, ops, steps=steps, batch_size=batch_size, progress=False
+    )
     if unet.device.type == "cuda":
         torch.cuda.synchronize()
     return len(images) / (time.perf_counter() - start)
@@ -54,10 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     for batch_size in args.batch_sizes:
         rate = measure(unet, ddpm_scheduler().alphas_cumprod, images, batch_size, args.steps)
         rows.append({"batch_size": batch_size, "images_per_s": round(rate, 2)})
-        print(f"batch {batch_size}: {rate:.2f} images/s ({args.steps} steps, {args.images} images)", flush=True)
-    record = {"device": runtime.describe_device(device), "threads": threads, "steps": args.steps,
-              "images": args.images, "prior": "random" if args.random_prior else args.prior, "results": rows,
-              "versions": runtime.package_versions(("torch", "diffusers"))}
+        print(
+            f"batch {batch_size}: {rate:.2f} images/s ({args.steps} steps, {args.images} images)",
+            flush=True,
+        )
+    record = {
+        "device": runtime.describe_device(device),
+        "threads": threads,
+        "steps": args.steps,
+        "images": args.images,
+        "prior": "random" if args.random_prior else args.prior,
+        "results": rows,
+        "versions": runtime.package_versions(("torch", "diffusers")),
+    }
     print(json.dumps(record))
     if args.output:
         with open(args.output, "w") as handle:

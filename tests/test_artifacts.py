@@ -1,18 +1,31 @@
-import json
-
 import pytest
 import torch
 
-from backdoorbook.artifacts import ArtifactError, artifact_provenance, load_artifact, save_artifact, used_artifacts
+from backdoorbook.artifacts import (
+    ArtifactError,
+    artifact_provenance,
+    load_artifact,
+    save_artifact,
+    used_artifacts,
+)
 
-PROVENANCE = {"command": "python -m x", "data_checksums": {"a": "b"}, "wall_time_s": 1.0, "device": "cpu"}
+PROVENANCE = {
+    "command": "python -m x",
+    "data_checksums": {"a": "b"},
+    "wall_time_s": 1.0,
+    "device": "cpu",
+}
 
 
 def test_round_trip_records_checksum_and_provenance(tmp_path):
     tensors = {"w": torch.arange(6.0).view(2, 3)}
     path = save_artifact("tiny", tensors, PROVENANCE, directory=tmp_path)
     record = artifact_provenance("tiny", tmp_path)
-    assert record["size"] == path.stat().st_size and len(record["sha256"]) == 64 and record["command"] == "python -m x"
+    assert (
+        record["size"] == path.stat().st_size
+        and len(record["sha256"]) == 64
+        and record["command"] == "python -m x"
+    )
     assert torch.equal(load_artifact("tiny", tmp_path)["w"], tensors["w"])
     assert used_artifacts()["artifacts/tiny.safetensors"] == record["sha256"]
 
@@ -20,7 +33,9 @@ def test_round_trip_records_checksum_and_provenance(tmp_path):
 def test_tampered_missing_and_unknown_artifacts_are_errors(tmp_path):
     path = save_artifact("tiny", {"w": torch.zeros(3)}, PROVENANCE, directory=tmp_path)
     path.write_bytes(path.read_bytes()[:-1] + b"\x01")
-    with pytest.raises(ArtifactError, match="checksum mismatch .* expected [0-9a-f]{64}, got [0-9a-f]{64}"):
+    with pytest.raises(
+        ArtifactError, match="checksum mismatch .* expected [0-9a-f]{64}, got [0-9a-f]{64}"
+    ):
         load_artifact("tiny", tmp_path)
     path.unlink()
     with pytest.raises(ArtifactError, match="missing; regenerate it with: python -m x"):
@@ -28,5 +43,15 @@ def test_tampered_missing_and_unknown_artifacts_are_errors(tmp_path):
     with pytest.raises(ArtifactError, match="no artifact 'other' .* known artifacts: tiny"):
         load_artifact("other", tmp_path)
     with pytest.raises(ArtifactError, match="lacks command"):
-        save_artifact("bad", {"w": torch.zeros(1)}, {"data_checksums": {}, "wall_time_s": 0, "device": "cpu"},
-                      directory=tmp_path)
+        save_artifact(
+            "bad",
+            {"w": torch.zeros(1)},
+            {"data_checksums": {}, "wall_time_s": 0, "device": "cpu"},
+            directory=tmp_path,
+        )
+
+
+def test_corrupt_provenance_record_is_an_artifact_error_naming_the_file(tmp_path):
+    (tmp_path / "broken.provenance.json").write_text('{"name": "broken", ')
+    with pytest.raises(ArtifactError, match=r"broken\.provenance\.json is not valid JSON"):
+        load_artifact("broken", tmp_path)

@@ -43,10 +43,15 @@ open("should_not_run", "w").write("ran")
 def test_failing_cell_stops_the_chapter_and_is_named(tmp_path, monkeypatch):
     (tmp_path / "99_fail.md").write_text(FAILING)
     monkeypatch.setattr(build_book, "NOTEBOOKS", tmp_path)
-    with pytest.raises(build_book.ChapterFailed, match=r"chapter 99_fail failed in cell \d+ .*ValueError: boom with profile paper"):
+    with pytest.raises(
+        build_book.ChapterFailed,
+        match=r"chapter 99_fail failed in cell \d+ .*ValueError: boom with profile paper",
+    ):
         build_book.execute_chapter("99_fail", "paper", 0, tmp_path / "out")
     assert not (tmp_path / "should_not_run").exists()
-    assert (tmp_path / "out" / "99_fail.ipynb").exists(), "the executed notebook is kept for the traceback"
+    assert (tmp_path / "out" / "99_fail.ipynb").exists(), (
+        "the executed notebook is kept for the traceback"
+    )
 
 
 def test_missing_source_is_named(tmp_path, monkeypatch):
@@ -57,9 +62,11 @@ def test_missing_source_is_named(tmp_path, monkeypatch):
 
 def test_toc_chapters_reads_generated_entries(tmp_path):
     toc = tmp_path / "_toc.yml"
-    toc.write_text("format: jb-book\nroot: intro\nparts:\n- caption: C\n  chapters:\n"
-                   "  - file: generated/chapters/00_data\n  - file: generated/chapters/06_t\n"
-                   "  - file: generated/scorecard\n")
+    toc.write_text(
+        "format: jb-book\nroot: intro\nparts:\n- caption: C\n  chapters:\n"
+        "  - file: generated/chapters/00_data\n  - file: generated/chapters/06_t\n"
+        "  - file: generated/scorecard\n"
+    )
     assert build_book.toc_chapters(toc) == ["00_data", "06_t"]
 
 

@@ -69,7 +69,11 @@ class FakeMirror:
             "kind": kind,
             "description": f"fake {name}",
             "files": [
-                {"path": f.relative_to(self.root).as_posix(), "size": f.stat().st_size, "sha256": _sha(f)}
+                {
+                    "path": f.relative_to(self.root).as_posix(),
+                    "size": f.stat().st_size,
+                    "sha256": _sha(f),
+                }
                 for f in files
             ],
             "splits": splits or {},
@@ -82,15 +86,26 @@ class FakeMirror:
         path.write_text(yaml.safe_dump(m))
         return path
 
-    def classification(self, name: str = "fake", *, index: str | None = None, members: dict | None = None,
-                       raw_zip: bytes | None = None):
+    def classification(
+        self,
+        name: str = "fake",
+        *,
+        index: str | None = None,
+        members: dict | None = None,
+        raw_zip: bytes | None = None,
+    ):
         """Write a classification item; returns (images by path, labels by path)."""
         rng = np.random.default_rng(0)
-        imgs = {f"{s}/{i}.png": rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
-                for s, n in (("train", 3), ("test", 2)) for i in range(n)}
+        imgs = {
+            f"{s}/{i}.png": rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+            for s, n in (("train", 3), ("test", 2))
+            for i in range(n)
+        }
         labels = {p: k % 3 for k, p in enumerate(imgs)}
         if index is None:
-            index = "path,split,label\n" + "".join(f"{p},{p.split('/')[0]},{labels[p]}\n" for p in imgs)
+            index = "path,split,label\n" + "".join(
+                f"{p},{p.split('/')[0]},{labels[p]}\n" for p in imgs
+            )
         if members is None:
             members = {p: _png(a) for p, a in imgs.items()}
         zpath = self.root / name / f"{name}.zip"
@@ -109,8 +124,12 @@ class FakeMirror:
         sizes = [(5, 7), (9, 4), (6, 6)]
         imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
         masks = [rng.choice(np.array([0, 1, 255], np.uint8), (h, w)) for h, w in sizes]
-        members = {"index.csv": ("path,split,mask_path\n" + "".join(
-            f"images/{i}.png,all,masks/{i}.png\n" for i in range(3))).encode()}
+        members = {
+            "index.csv": (
+                "path,split,mask_path\n"
+                + "".join(f"images/{i}.png,all,masks/{i}.png\n" for i in range(3))
+            ).encode()
+        }
         for i, (a, m) in enumerate(zip(imgs, masks)):
             members[f"images/{i}.png"] = _png(a)
             members[f"masks/{i}.png"] = _png(m)
@@ -131,8 +150,14 @@ def fake(tmp_path, monkeypatch) -> FakeMirror:
 
 
 def test_error_hierarchy():
-    for cls in (bd.UnknownDatasetError, bd.DataRootError, bd.DataFileMissingError,
-                bd.ChecksumMismatchError, bd.CorruptArchiveError, bd.UnknownSplitError):
+    for cls in (
+        bd.UnknownDatasetError,
+        bd.DataRootError,
+        bd.DataFileMissingError,
+        bd.ChecksumMismatchError,
+        bd.CorruptArchiveError,
+        bd.UnknownSplitError,
+    ):
         assert issubclass(cls, bd.DataError)
     assert issubclass(bd.DataError, RuntimeError)
     assert issubclass(bd.UnknownSplitError, ValueError)
@@ -148,7 +173,9 @@ def test_dataset_names_match_repo_manifests(monkeypatch):
 
 
 def test_unknown_name(fake):
-    with pytest.raises(bd.UnknownDatasetError, match=r"unknown dataset 'nope'; valid names: .*cifar10"):
+    with pytest.raises(
+        bd.UnknownDatasetError, match=r"unknown dataset 'nope'; valid names: .*cifar10"
+    ):
         bd.load_manifest("nope")
     with pytest.raises(bd.UnknownDatasetError, match="valid names"):
         bd.load_classification("../etc", "train")
@@ -172,15 +199,23 @@ def test_file_missing_lists_roots_and_manifest(fake, monkeypatch, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     gone = tmp_path / "gone"
-    monkeypatch.setenv("BACKDOORBOOK_DATA", os.pathsep.join([str(other), str(gone), str(fake.root)]))
+    monkeypatch.setenv(
+        "BACKDOORBOOK_DATA", os.pathsep.join([str(other), str(gone), str(fake.root)])
+    )
     (fake.root / "fake" / "fake.zip").unlink()
     sha = bd.load_manifest("fake").archive().sha256
     with pytest.raises(bd.DataFileMissingError) as ei:
         bd.load_classification("fake", "train")
     msg = str(ei.value)
-    for expected in ("'fake'", "fake/fake.zip", str(other / "fake" / "fake.zip"),
-                     str(fake.root / "fake" / "fake.zip"), str(gone), sha,
-                     str(fake.manifests / "fake.yml")):
+    for expected in (
+        "'fake'",
+        "fake/fake.zip",
+        str(other / "fake" / "fake.zip"),
+        str(fake.root / "fake" / "fake.zip"),
+        str(gone),
+        sha,
+        str(fake.manifests / "fake.yml"),
+    ):
         assert expected in msg, (expected, msg)
     with pytest.raises(bd.DataFileMissingError, match=re.escape(str(fake.manifests / "fake.yml"))):
         bd.locate("fake", "fake.zip")
@@ -204,8 +239,10 @@ def test_checksum_mismatch(fake):
     data[-1] ^= 0xFF
     zpath.write_bytes(bytes(data))
     actual = _sha(zpath)
-    with pytest.raises(bd.ChecksumMismatchError,
-                       match=rf"fake\.zip.*expected sha256 {expected}, actual {actual}.*fake\.yml"):
+    with pytest.raises(
+        bd.ChecksumMismatchError,
+        match=rf"fake\.zip.*expected sha256 {expected}, actual {actual}.*fake\.yml",
+    ):
         bd.load_classification("fake", "train")
 
 
@@ -249,7 +286,9 @@ def test_missing_member(fake):
     imgs, _ = fake.classification()
     members = {p: _png(a) for p, a in imgs.items() if p != "train/2.png"}
     fake.classification(members=members)
-    with pytest.raises(bd.CorruptArchiveError, match=r"member 'train/2\.png' \(index\.csv line 4\).*absent"):
+    with pytest.raises(
+        bd.CorruptArchiveError, match=r"member 'train/2\.png' \(index\.csv line 4\).*absent"
+    ):
         bd.load_classification("fake", "train")
 
 
@@ -264,7 +303,9 @@ def test_undecodable_member(fake):
 
 def test_unknown_split(fake):
     fake.classification()
-    with pytest.raises(bd.UnknownSplitError, match=r"unknown split 'val'.*valid splits: train, test, all"):
+    with pytest.raises(
+        bd.UnknownSplitError, match=r"unknown split 'val'.*valid splits: train, test, all"
+    ):
         bd.load_classification("fake", "val")
     with pytest.raises(ValueError):
         bd.load_classification("fake", "validation")
@@ -300,7 +341,9 @@ def test_round_trip_classification(fake):
     x, y = ds[1]
     assert isinstance(y, int) and y == labels[train[1]] and len(ds) == 3 and ds.arrays is arr
     assert x.dtype == torch.float32 and x.shape == (3, 5, 4)
-    torch.testing.assert_close(x, 2 * torch.from_numpy(imgs[train[1]]).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(
+        x, 2 * torch.from_numpy(imgs[train[1]]).permute(2, 0, 1).float() / 255
+    )
     x0, _ = bd.ClassificationDataset("fake", "test")[0]
     assert 0.0 <= float(x0.min()) and float(x0.max()) <= 1.0
 
@@ -331,7 +374,9 @@ def test_corrupt_cache_is_rebuilt(fake, damage):
     target = bd_cache.cache_path("fake", sha, "train", "images")
     assert target.is_file()
     good = target.read_bytes()
-    target.write_bytes({"garbage": b"not numpy" * 50, "truncate": good[: len(good) - 10], "empty": b""}[damage])
+    target.write_bytes(
+        {"garbage": b"not numpy" * 50, "truncate": good[: len(good) - 10], "empty": b""}[damage]
+    )
     again = bd.load_classification("fake", "train")
     np.testing.assert_array_equal(again.images, first.images)
     assert np.load(target).shape == first.images.shape  # rewritten
@@ -365,7 +410,12 @@ def test_round_trip_segmentation(fake, monkeypatch):
 
     ds = bd.SegmentationDataset(cached, transform=lambda x, y: (x.flip(-1), y.flip(-1)))
     x, y = ds[1]
-    assert x.shape == (3, 9, 4) and x.dtype == torch.float32 and y.dtype == torch.int64 and y.shape == (9, 4)
+    assert (
+        x.shape == (3, 9, 4)
+        and x.dtype == torch.float32
+        and y.dtype == torch.int64
+        and y.shape == (9, 4)
+    )
     torch.testing.assert_close(y, torch.from_numpy(masks[1]).long().flip(-1))
 
 
@@ -407,7 +457,14 @@ def test_real_manifests_match_files(real_env):
 
 @needs_real
 def test_real_classes(real_env):
-    expected = {"cifar10": 10, "gtsrb": 43, "camvid": 11, "weizmann_horse": 2, "miniimagenet": 100, "imagenette": 10}
+    expected = {
+        "cifar10": 10,
+        "gtsrb": 43,
+        "camvid": 11,
+        "weizmann_horse": 2,
+        "miniimagenet": 100,
+        "imagenette": 10,
+    }
     for name, n in expected.items():
         classes = bd.load_classes(name)
         assert len(classes) == n and all(isinstance(c, str) and c for c in classes)
@@ -432,7 +489,9 @@ def test_real_camvid_masks(real_env):
     assert len(seg) == 101 and seg.ignore_index == 255
     values = np.unique(np.concatenate([np.unique(m) for m in seg.masks]))
     assert set(values.tolist()) <= set(range(len(seg.classes))) | {255}
-    assert all(i.shape == (180, 240, 3) and m.shape == (180, 240) for i, m in zip(seg.images, seg.masks))
+    assert all(
+        i.shape == (180, 240, 3) and m.shape == (180, 240) for i, m in zip(seg.images, seg.masks)
+    )
 
 
 @needs_real

@@ -32,7 +32,8 @@ def test_environment_yml_carries_the_same_pins():
 
 
 def test_lockfile_pins_every_direct_dependency_at_the_same_version():
-    lines = [l for l in (ROOT / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")]
+    text = (ROOT / "requirements.lock").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     lock = _pins(lines)
     for name, version in _pyproject_pins().items():
         assert lock.get(name) == version, f"{name}: pyproject {version}, lock {lock.get(name)}"
@@ -41,5 +42,9 @@ def test_lockfile_pins_every_direct_dependency_at_the_same_version():
 def test_torch_and_torchvision_are_a_matching_pair():
     pins = _pyproject_pins()
     torch_minor = int(pins["torch"].split(".")[1])
-    assert pins["torchvision"].startswith(f"0.{torch_minor + 15}."), "torchvision 0.(N+15) pairs with torch 2.N"
-    assert int(pins["jupyter-book"].split(".")[0]) < 2, "Jupyter Book 2 downloads its theme at build time"
+    assert pins["torchvision"].startswith(f"0.{torch_minor + 15}."), (
+        "torchvision 0.(N+15) pairs with torch 2.N"
+    )
+    assert int(pins["jupyter-book"].split(".")[0]) < 2, (
+        "Jupyter Book 2 downloads its theme at build time"
+    )

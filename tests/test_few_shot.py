@@ -1,4 +1,5 @@
-"""Few-shot support: the episode sampler, the Baseline++ cosine head, fine-tuning and the 95 % interval."""
+"""Few-shot support: the episode sampler, the Baseline++ cosine head, fine-tuning and the 95 %
+interval."""
 
 import math
 import os
@@ -7,9 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from backdoorbook.few_shot import (CosineClassifier, EpisodeSampler, episode_rates, finetune_cosine_classifier,
-                                   finetune_cosine_classifiers, mean_ci95)
+from backdoorbook.data.episodes import EpisodeSampler
+from backdoorbook.evaluation.few_shot import episode_rates, mean_ci95
 from backdoorbook.models.conv4 import conv4_backbone, downsample_images
+from backdoorbook.models.heads import CosineClassifier
+from backdoorbook.training.cosine_head import (
+    finetune_cosine_classifier,
+    finetune_cosine_classifiers,
+)
 
 POOL = torch.arange(20).repeat_interleave(30) + 80  # 20 classes (labels 80..99), 30 images each
 
@@ -19,9 +25,13 @@ def test_sampler_is_deterministic_and_episodes_differ():
     for i in (0, 7):
         ea, eb = a.episode(i), b.episode(i)
         assert ea.classes == eb.classes
-        assert torch.equal(ea.support_index, eb.support_index) and torch.equal(ea.query_index, eb.query_index)
+        assert torch.equal(ea.support_index, eb.support_index) and torch.equal(
+            ea.query_index, eb.query_index
+        )
     assert not torch.equal(a.episode(0).support_index, a.episode(1).support_index)
-    assert not torch.equal(a.episode(0).support_index, EpisodeSampler(POOL, 5, 5, 15, seed=4).episode(0).support_index)
+    assert not torch.equal(
+        a.episode(0).support_index, EpisodeSampler(POOL, 5, 5, 15, seed=4).episode(0).support_index
+    )
 
 
 def test_episode_classes_and_images_are_disjoint_and_labelled_consistently():
@@ -60,12 +70,16 @@ def test_cosine_classifier_shapes_bounds_and_scale_invariance():
 def test_finetuning_fits_separable_support_and_batched_equals_single(one_thread):
     centres = torch.eye(5, 32) * 4
     labels = torch.arange(5).repeat_interleave(3)
-    features = centres[labels] + 0.3 * torch.randn(15, 32, generator=torch.Generator().manual_seed(0))
+    features = centres[labels] + 0.3 * torch.randn(
+        15, 32, generator=torch.Generator().manual_seed(0)
+    )
     head = finetune_cosine_classifier(features, labels, 5, epochs=30)
     assert torch.equal(head(features).argmax(1), labels)
     other = torch.randn(15, 32, generator=torch.Generator().manual_seed(1))
     shuffled = labels[torch.randperm(15, generator=torch.Generator().manual_seed(2))]
-    both = finetune_cosine_classifiers(torch.stack([features, other]), torch.stack([labels, shuffled]), 5, epochs=30)
+    both = finetune_cosine_classifiers(
+        torch.stack([features, other]), torch.stack([labels, shuffled]), 5, epochs=30
+    )
     assert torch.allclose(both[0].weight, head.weight, atol=1e-5)
     alone = finetune_cosine_classifier(other, shuffled, 5, epochs=30)
     assert torch.allclose(both[1].weight, alone.weight, atol=1e-5)
@@ -76,7 +90,9 @@ def test_episode_rates_by_hand():
     head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     queries = torch.tensor([[1.0, 0.1], [0.2, 1.0], [1.0, 0.0], [0.9, 0.1]])  # predicted 0, 1, 0, 0
     labels = torch.tensor([0, 1, 1, 1])
-    triggered = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.2], [0.1, 1.0]])  # predicted 1, 0, 0, 1
+    triggered = torch.tensor(
+        [[0.0, 1.0], [1.0, 0.0], [1.0, 0.2], [0.1, 1.0]]
+    )  # predicted 1, 0, 0, 1
     accuracy, asr = episode_rates(head, queries, labels, triggered, target=0)
     assert accuracy == pytest.approx(50.0)
     assert asr == pytest.approx(200.0 / 3)  # the three non-target queries: predictions 0, 0, 1
@@ -101,13 +117,16 @@ def test_conv4_feature_size_and_downsampling():
     assert torch.allclose(small[0, :, 0, 0], images[0, :, :2, :2].mean((1, 2)))
 
 
-@pytest.mark.skipif(not os.environ.get("BACKDOORBOOK_DATA", "").strip(),
-                    reason="BACKDOORBOOK_DATA is unset (CI sets it)")
+@pytest.mark.skipif(
+    not os.environ.get("BACKDOORBOOK_DATA", "").strip(),
+    reason="BACKDOORBOOK_DATA is unset (CI sets it)",
+)
 def test_shipped_backbone_loads_frozen_and_novel_classes_are_unseen():
     from backdoorbook import data
+    from backdoorbook.book.profiles import get_profile
     from backdoorbook.models.conv4 import load_flba_backbone
 
-    backbone = load_flba_backbone()  # sha256 verified against its provenance record
+    backbone = load_flba_backbone(get_profile("05_flba").backbone_artifact)  # sha256 verified
     assert not backbone.training and not any(p.requires_grad for p in backbone.parameters())
     assert backbone(torch.rand(2, 3, 42, 42)).shape == (2, 256)
     splits = data.class_splits("miniimagenet")

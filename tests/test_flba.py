@@ -1,11 +1,21 @@
-"""FLBA: trigger optimisation, attractive/repulsive PGD, the BadNets support baseline, one tiny episode."""
+"""FLBA: trigger optimisation, attractive/repulsive PGD, the BadNets support baseline, one tiny
+episode."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from backdoorbook.attacks.flba import (VARIANTS, apply_patch, attack_episode, badnets_support, feature_gap,
-                                       flba_perturb, flba_variants, optimize_trigger)
+from backdoorbook.attacks.flba import (
+    VARIANTS,
+    FLBASettings,
+    apply_patch,
+    attack_episode,
+    badnets_support,
+    feature_gap,
+    flba_perturb,
+    flba_variants,
+    optimise_trigger,
+)
 from backdoorbook.models.conv4 import conv4_backbone
 
 
@@ -31,8 +41,8 @@ def test_apply_patch_touches_only_the_bottom_right_corner():
 
 def test_trigger_optimisation_increases_the_feature_gap(backbone, one_thread):
     images, _ = _support()
-    start = optimize_trigger(backbone, images, size=8, steps=0, seed=1)
-    patch = optimize_trigger(backbone, images, size=8, steps=15, step_size=0.03, seed=1)
+    start = optimise_trigger(backbone, images, size=8, steps=0, seed=1)
+    patch = optimise_trigger(backbone, images, size=8, steps=15, step_size=0.03, seed=1)
     assert patch.shape == (3, 8, 8) and patch.min() >= 0 and patch.max() <= 1
     assert feature_gap(backbone, images, patch) > feature_gap(backbone, images, start) + 0.01
 
@@ -50,7 +60,7 @@ def test_pgd_stays_in_the_eps_ball_and_the_unit_cube(backbone, one_thread):
 
 def test_attraction_and_repulsion_move_features_the_right_way(backbone, one_thread):
     images, labels = _support()
-    patch = optimize_trigger(backbone, images, size=8, steps=5, step_size=0.03)
+    patch = optimise_trigger(backbone, images, size=8, steps=5, step_size=0.03)
     adv = flba_perturb(backbone, images, labels, 0, patch, steps=10, step_size=1 / 255, lam=0.0)
     with torch.no_grad():
         mu = backbone(apply_patch(images, patch)).mean(0, keepdim=True)
@@ -79,7 +89,9 @@ def test_badnets_support_poisons_and_relabels_non_target_images_only():
     assert torch.equal(poisoned.labels[~poisoned.poisoned], labels[~poisoned.poisoned])
     changed = (poisoned.images != images).flatten(1).any(1)
     assert torch.equal(changed, poisoned.poisoned)
-    assert badnets_support(images[:5], torch.arange(5), target=0, rate=0.1).poisoned.sum() == 1  # at least one
+    assert (
+        badnets_support(images[:5], torch.arange(5), target=0, rate=0.1).poisoned.sum() == 1
+    )  # at least one
     with pytest.raises(ValueError, match="rate"):
         badnets_support(images, labels, target=0, rate=0.0)
 
@@ -87,9 +99,23 @@ def test_badnets_support_poisons_and_relabels_non_target_images_only():
 def test_one_tiny_episode_reports_every_condition(backbone, one_thread):
     support, support_labels = _support(10)
     query, query_labels = _support(15, seed=1)
-    outcome = attack_episode(backbone, support, support_labels, query, query_labels, patch_size=8, trigger_steps=2,
-                             pgd_steps=2, badnets_rates=(0.5,), finetune_epochs=3)
-    assert set(outcome.rates) == {"clean", "badnets_0.5", "flba", "flba_attractive_only", "flba_repulsive_only"}
+    outcome = attack_episode(
+        backbone,
+        support,
+        support_labels,
+        query,
+        query_labels,
+        FLBASettings(
+            patch_size=8, trigger_steps=2, pgd_steps=2, badnets_rates=(0.5,), finetune_epochs=3
+        ),
+    )
+    assert set(outcome.rates) == {
+        "clean",
+        "badnets_0.5",
+        "flba",
+        "flba_attractive_only",
+        "flba_repulsive_only",
+    }
     for accuracy, asr in outcome.rates.values():
         assert 0 <= accuracy <= 100 and 0 <= asr <= 100
     assert outcome.patch.shape == (3, 8, 8) and outcome.perturbed.shape == support.shape

@@ -11,7 +11,9 @@ from backdoorbook.data.jpeg import archive_jpeg_quality, ijg_quality
 def _jpeg_bytes(quality):
     buffer = io.BytesIO()
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=quality)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", quality=quality
+    )
     return buffer.getvalue()
 
 

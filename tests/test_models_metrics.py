@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from backdoorbook.metrics import accuracy, attack_success_rate, predict
+from backdoorbook.evaluation.classification import accuracy, attack_success_rate, predict
 from backdoorbook.models import cifar_resnet, load_cifar_resnet_checkpoint
 from backdoorbook.models.cifar_resnet import BasicBlock
 
@@ -30,7 +30,9 @@ def test_bad_depth_is_an_error():
 def test_checkpoint_round_trip_strips_module_prefix(tmp_path):
     torch.manual_seed(0)
     source = cifar_resnet(20).eval()
-    state = {f"module.{k}": v for k, v in source.model.state_dict().items() if "num_batches" not in k}
+    state = {
+        f"module.{k}": v for k, v in source.model.state_dict().items() if "num_batches" not in k
+    }
     path = tmp_path / "resnet20-test.th"
     torch.save({"state_dict": state, "best_prec1": 90.0}, path)
     loaded = load_cifar_resnet_checkpoint(path, 20)
@@ -48,9 +50,9 @@ def test_normalized_wrapper_checks_input_shape():
 def test_predict_batches_and_restores_mode():
     model = cifar_resnet(20).train()
     x = torch.rand(10, 3, 32, 32)
-    full = predict(model, x, batch_size=10, progress=False)
+    full = predict(model, x, batch_size=10)
     assert model.training
-    assert torch.equal(predict(model, x, batch_size=3, progress=False), full)
+    assert torch.equal(predict(model, x, batch_size=3), full)
     assert full.dtype == torch.long and full.shape == (10,)
 
 
@@ -64,3 +66,11 @@ def test_accuracy_and_asr_denominators():
         attack_success_rate(preds, torch.zeros(4, dtype=torch.long), target=0)
     with pytest.raises(ValueError, match="differ in shape"):
         accuracy(preds, labels[:3])
+
+
+def test_truncated_resnet_checkpoint_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "resnet20-truncated.th"
+    torch.save({"state_dict": cifar_resnet(20).model.state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="resnet20-truncated.th"):
+        load_cifar_resnet_checkpoint(path, 20)

@@ -6,7 +6,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from backdoorbook.profiles import PROFILES
+from backdoorbook.book.profiles import CHAPTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("*.md"))
@@ -14,8 +14,10 @@ SOURCES = sorted((ROOT / "notebooks").glob("*.md"))
 
 def _toc_chapters():
     import sys
+
     sys.path.insert(0, str(ROOT / "tools"))
     from build_book import toc_chapters
+
     return toc_chapters()
 
 
@@ -31,13 +33,15 @@ def test_chapter_source_hygiene(path):
     assert nb.metadata["kernelspec"]["language"] == "python"
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "sources carry no outputs"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
+        "sources carry no outputs"
+    )
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     params = tagged[0].source
     for name in ("profile", "seed"):
         assert f"{name} =" in params, f"the parameters cell must define {name}"
-    assert path.stem in PROFILES, f"chapter {path.stem} has no entry in profiles.PROFILES"
+    assert path.stem in CHAPTERS, f"chapter {path.stem} has no entry in profiles.CHAPTERS"
 
 
 def test_toc_and_sources_agree():

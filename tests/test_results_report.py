@@ -4,14 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from backdoorbook import results
-from backdoorbook.report import render_execution_report, render_scorecard
+from backdoorbook.book import chapter as results
+from backdoorbook.book.report import render_execution_report, render_scorecard
 
 
 def test_check_claim_verdict_follows_the_rule():
     yes = results.check_claim("a", "A beats B", holds=3 > 2, rule="A > B", ours="3 vs 2")
-    no = results.check_claim("b", "B beats A", holds=bool(np.float64(2) > 3), rule="B > A", ours="2 vs 3",
-                             paper="95 %", source="[review]", note="small model")
+    no = results.check_claim(
+        "b",
+        "B beats A",
+        holds=bool(np.float64(2) > 3),
+        rule="B > A",
+        ours="2 vs 3",
+        paper="95 %",
+        source="[review]",
+        note="small model",
+    )
     assert yes.verdict == "reproduced" and no.verdict == "not reproduced"
     with pytest.raises(TypeError, match="holds must be a bool"):
         results.check_claim("c", "x", holds=1, rule="r", ours="o")
@@ -27,23 +35,51 @@ def test_claim_validation():
 
 
 def test_to_jsonable_converts_tensors_and_numpy():
-    value = {"t": torch.tensor([1.5, 2.0]), "n": np.int64(3), "a": np.zeros(2), 4: (1, float("nan"))}
+    value = {
+        "t": torch.tensor([1.5, 2.0]),
+        "n": np.int64(3),
+        "a": np.zeros(2),
+        4: (1, float("nan")),
+    }
     assert results.to_jsonable(value) == {"t": [1.5, 2.0], "n": 3, "a": [0.0, 0.0], "4": [1, "nan"]}
 
 
 def test_chapter_run_writes_a_complete_record(tmp_path):
-    run = results.ChapterRun("00_data", "The data", profile="ci", seed=7, device="cpu", threads=1)
+    run = results.ChapterRun("00_data", "The data", profile="ci", seed=7, device="cpu")
     run.metrics["accuracy"] = {"resnet20": np.float32(91.5)}
-    run.add_claim(results.check_claim("acc", "ResNet-20 near 91.8 %", holds=True, rule="|a - 91.78| < 2",
-                                      ours="91.5 %", paper="91.78 %", source="[code]"))
+    run.add_claim(
+        results.check_claim(
+            "acc",
+            "ResNet-20 near 91.8 %",
+            holds=True,
+            rule="|a - 91.78| < 2",
+            ours="91.5 %",
+            paper="91.78 %",
+            source="[code]",
+        )
+    )
     with pytest.raises(ValueError, match="duplicate claim id"):
         run.add_claim(run.claims[0])
     path = run.finish(tmp_path)
     record = json.loads(path.read_text())
-    for key in ("chapter", "profile", "profile_settings", "device", "seed", "git_commit", "data_checksums",
-                "wall_time_s", "peak_memory_mb", "versions", "metrics", "claims"):
+    for key in (
+        "chapter",
+        "profile",
+        "profile_settings",
+        "device",
+        "seed",
+        "git_commit",
+        "data_checksums",
+        "wall_time_s",
+        "peak_memory_mb",
+        "versions",
+        "metrics",
+        "claims",
+    ):
         assert key in record, key
-    assert record["seed"] == 7 and record["threads"] == 1 and record["device"].startswith("cpu")
+    assert record["seed"] == 7 and record["device"].startswith("cpu")
+    assert record["threads"] == torch.get_num_threads() >= 1  # the data profile: every core
+    assert results.ChapterRun("02_zip", "ZIP", device="cpu").threads == 1  # read from the profile
     assert record["metrics"]["accuracy"]["resnet20"] == pytest.approx(91.5)
     assert results.load_records(tmp_path)[0]["claims"][0]["verdict"] == "reproduced"
 
@@ -54,15 +90,33 @@ def test_chapter_run_rejects_unknown_profile():
 
 
 def _record(chapter, claims):
-    return {"chapter": chapter, "title": f"Title {chapter}", "device": "cpu (2 threads)", "peak_memory_mb": 900.0,
-            "git_commit": "a" * 40, "seed": 0, "threads": 2, "started_at": "2026-11-21T06:00:00+00:00",
-            "wall_time_s": 12.0, "versions": {"torch": "2.14.1"}, "data_checksums": {"cifar10/cifar10.zip": "d1"},
-            "claims": claims}
+    return {
+        "chapter": chapter,
+        "title": f"Title {chapter}",
+        "device": "cpu (2 threads)",
+        "peak_memory_mb": 900.0,
+        "git_commit": "a" * 40,
+        "seed": 0,
+        "threads": 2,
+        "started_at": "2026-11-21T06:00:00+00:00",
+        "wall_time_s": 12.0,
+        "versions": {"torch": "2.14.1"},
+        "data_checksums": {"cifar10/cifar10.zip": "d1"},
+        "claims": claims,
+    }
 
 
 def test_scorecard_lists_every_claim_and_refuses_to_be_empty():
-    claim = results.check_claim("x", "a | b", holds=False, rule="r", ours="o", paper="95 %", source="[review]",
-                                note="too few epochs")
+    claim = results.check_claim(
+        "x",
+        "a | b",
+        holds=False,
+        rule="r",
+        ours="o",
+        paper="95 %",
+        source="[review]",
+        note="too few epochs",
+    )
     page = render_scorecard([_record("01_a", [claim.__dict__]), _record("02_b", [])])
     assert "1 claims: 0 reproduced, 1 not reproduced" in page
     assert "a \\| b" in page and "95 % [review]" in page and "too few epochs" in page
@@ -71,8 +125,13 @@ def test_scorecard_lists_every_claim_and_refuses_to_be_empty():
 
 
 def test_execution_report_has_one_row_per_chapter():
-    log = {"profile": "ci", "machine": "m", "finished_at": "t", "total_wall_time_s": 20.0,
-           "chapters": [{"chapter": "01_a", "profile": "ci", "wall_time_s": 20.0, "status": "ok"}]}
+    log = {
+        "profile": "ci",
+        "machine": "m",
+        "finished_at": "t",
+        "total_wall_time_s": 20.0,
+        "chapters": [{"chapter": "01_a", "profile": "ci", "wall_time_s": 20.0, "status": "ok"}],
+    }
     page = render_execution_report([_record("01_a", [])], log)
     assert "| 01_a | ci | cpu (2 threads) | 20.0 | 900.0 | aaaaaaaaaaaa | ok |" in page
     assert "`d1`" in page and "torch 2.14.1" in page

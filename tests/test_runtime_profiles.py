@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from backdoorbook import profiles, runtime
+from backdoorbook import runtime
+from backdoorbook.book import profiles
 
 
 def test_seed_everything_repeats_python_numpy_torch():
@@ -28,7 +29,9 @@ def test_seed_rejects_bad_values(bad):
 def test_choose_device():
     assert runtime.choose_device("cpu") == torch.device("cpu")
     assert runtime.choose_device("auto").type in {"cpu", "cuda", "mps"}
-    with pytest.raises(ValueError, match="unknown device 'tpu'; choose one of auto, cpu, cuda, mps"):
+    with pytest.raises(
+        ValueError, match="unknown device 'tpu'; choose one of auto, cpu, cuda, mps"
+    ):
         runtime.choose_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="cuda"):
@@ -55,7 +58,8 @@ def test_provenance_helpers():
 
 
 def test_every_chapter_has_ci_and_paper_profiles_that_are_frozen():
-    for chapter, named in profiles.PROFILES.items():
+    for chapter in profiles.CHAPTERS:
+        named = profiles.profile_names(chapter)
         assert {"ci", "paper"} <= set(named), chapter
         ci = named["ci"]
         with pytest.raises(AttributeError):
@@ -63,11 +67,16 @@ def test_every_chapter_has_ci_and_paper_profiles_that_are_frozen():
 
 
 def test_unknown_profile_lists_valid_names():
-    with pytest.raises(profiles.ProfileError, match="unknown profile 'huge' for chapter '00_data'; valid profiles: ci, paper"):
+    with pytest.raises(
+        profiles.ProfileError,
+        match="unknown profile 'huge' for chapter '00_data'; valid profiles: ci, paper",
+    ):
         profiles.get_profile("00_data", "huge")
-    with pytest.raises(profiles.ProfileError, match="unknown chapter '99_x'; chapters with profiles: 00_data"):
+    with pytest.raises(
+        profiles.ProfileError, match="unknown chapter '99_x'; chapters with profiles: 00_data"
+    ):
         profiles.get_profile("99_x", "ci")
-    assert profiles.get_profile("00_data") == profiles.PROFILES["00_data"]["ci"]
+    assert profiles.get_profile("00_data") == profiles.profile_names("00_data")["ci"]
 
 
 def test_progress_bars_follow_the_request_and_tqdm_disable(monkeypatch):

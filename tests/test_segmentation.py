@@ -3,11 +3,22 @@
 import pytest
 import torch
 
-from backdoorbook.attacks.iba import IBAConfig, make_trigger, poison_dataset, select_poison_indices
+from backdoorbook.attacks.iba import (
+    IBAConfig,
+    iba_trigger,
+    poison_segmentation_set,
+    select_poison_indices,
+)
+from backdoorbook.evaluation.segmentation import (
+    confusion_matrix,
+    mean_iou,
+    poisoned_benign_miou,
+    predict_maps,
+    segmentation_backdoor_scores,
+    victim_flip_rate,
+)
 from backdoorbook.models.segmentation import SmallDeepLab, small_deeplab
-from backdoorbook.segmentation import (backdoor_scores, confusion_matrix, mean_iou, poisoned_benign_miou, predict_maps,
-                                       victim_flip_rate)
-from backdoorbook.train import fit
+from backdoorbook.training.supervised import fit
 
 
 def test_confusion_and_miou_by_hand():
@@ -26,7 +37,7 @@ def test_confusion_and_miou_by_hand():
 
 def test_pba_leaves_out_victim_pixels_and_asr_counts_victim_pixels():
     labels = torch.tensor([[0, 0, 2, 2, 2, 1]])
-    pred = torch.tensor([[0, 0, 1, 1, 2, 1]])   # two of three victim (2) pixels flipped to target 1
+    pred = torch.tensor([[0, 0, 1, 1, 2, 1]])  # two of three victim (2) pixels flipped to target 1
     pba = poisoned_benign_miou(pred, labels, victim=2, num_classes=3)
     assert pba.value == pytest.approx(100.0) and pba.n == 3
     asr = victim_flip_rate(pred, labels, victim=2, target=1)
@@ -41,8 +52,10 @@ def test_small_deeplab_shapes_and_image_wide_context():
     for h, w in ((90, 120), (45, 61)):
         assert model(torch.rand(2, 3, h, w)).shape == (2, 5, h, w)
     x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    model(x)[0, :, -1, -1].sum().backward()     # the bottom-right pixel's logits ...
-    assert x.grad[:, :, :6, :6].abs().sum() > 0  # ... depend on the top-left corner (image-wide context)
+    model(x)[0, :, -1, -1].sum().backward()  # the bottom-right pixel's logits ...
+    assert (
+        x.grad[:, :, :6, :6].abs().sum() > 0
+    )  # ... depend on the top-left corner (image-wide context)
     with pytest.raises(ValueError):
         SmallDeepLab(num_classes=1)
     with pytest.raises(ValueError, match="3, H, W"):
@@ -58,27 +71,38 @@ def _scenes(n, seed):
     images[:, :, 16:] = torch.tensor([0.35, 0.35, 0.35])[:, None, None]
     labels[:, 16:] = 1
     for i in range(n):
-        top, left = int(torch.randint(17, 24, (1,), generator=g)), int(torch.randint(1, 20, (1,), generator=g))
-        images[i, :, top:top + 8, left:left + 12] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
-        labels[i, top:top + 8, left:left + 12] = 2
+        top, left = (
+            int(torch.randint(17, 24, (1,), generator=g)),
+            int(torch.randint(1, 20, (1,), generator=g)),
+        )
+        images[i, :, top : top + 8, left : left + 12] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+        labels[i, top : top + 8, left : left + 12] = 2
     return images + 0.03 * torch.randn(images.shape, generator=g), labels
 
 
 def test_iba_poisoning_raises_asr_above_a_clean_model():
     images, labels = _scenes(32, seed=0)
     test_images, test_labels = _scenes(16, seed=1)
-    trigger = make_trigger(4, seed=0)
-    config = IBAConfig("baseline", victim=2, target=1, trigger_size=4, margin=1, nni_band=(0.0, 40.0))
-    indices = select_poison_indices(torch.ones(32, dtype=torch.bool), 0.5, torch.Generator().manual_seed(0))
-    px, py, _ = poison_dataset(images, labels, indices, trigger, config, torch.Generator().manual_seed(0))
+    trigger = iba_trigger(4, seed=0)
+    config = IBAConfig(
+        "baseline", victim=2, target=1, trigger_size=4, margin=1, nni_band=(0.0, 40.0)
+    )
+    indices = select_poison_indices(
+        torch.ones(32, dtype=torch.bool), 0.5, torch.Generator().manual_seed(0)
+    )
+    px, py, _ = poison_segmentation_set(
+        images, labels, indices, trigger, config, torch.Generator().manual_seed(0)
+    )
     triggered = test_images.clone()
-    triggered[:, :, 4:8, 14:18] = trigger       # on the sky, far from every car
+    triggered[:, :, 4:8, 14:18] = trigger  # on the sky, far from every car
     rates = {}
     for name, (x, y) in {"clean": (images, labels), "poisoned": (px, py)}.items():
         torch.manual_seed(0)
         model = small_deeplab(num_classes=3, width=8)
-        fit(model, x, y, epochs=8, batch_size=8, lr=2e-2, optimizer="adamw", progress=False)
-        rates[name] = victim_flip_rate(predict_maps(model, triggered), test_labels, victim=2, target=1).value
+        fit(model, x, y, epochs=8, batch_size=8, lr=2e-2, optimiser="adamw", progress=False)
+        rates[name] = victim_flip_rate(
+            predict_maps(model, triggered), test_labels, victim=2, target=1
+        ).value
     assert rates["poisoned"] > rates["clean"] + 30
 
 
@@ -92,8 +116,25 @@ def test_backdoor_scores_of_a_model_that_always_predicts_the_target():
             return self.bias[None, :, None, None].expand(len(x), 3, *x.shape[2:])
 
     labels = torch.tensor([[[1, 1], [2, 0]]])
-    scores = backdoor_scores(Constant(), torch.rand(1, 3, 2, 2), labels, torch.rand(1, 3, 2, 2), labels,
-                             victim=2, target=1, num_classes=3)
+    scores = segmentation_backdoor_scores(
+        Constant(),
+        torch.rand(1, 3, 2, 2),
+        labels,
+        torch.rand(1, 3, 2, 2),
+        labels,
+        victim=2,
+        target=1,
+        num_classes=3,
+    )
     assert scores["ASR"].value == 100.0 and scores["ASR"].n == 1
     assert scores["CBA"].value == pytest.approx(100 * (0 + 2 / 4 + 0) / 3) and scores["CBA"].n == 4
     assert scores["PBA"].value == pytest.approx(100 * (0 + 2 / 3) / 2) and scores["PBA"].n == 3
+
+
+def test_confusion_matrix_ignores_whatever_is_predicted_on_ignored_pixels():
+    labels = torch.tensor([[0, 1, 255]])
+    pred = torch.tensor([[0, 1, 255]])  # a 255 prediction on the ignored pixel is not counted
+    cm = confusion_matrix(pred, labels, num_classes=2)
+    assert cm.tolist() == [[1, 0], [0, 1]]
+    with pytest.raises(ValueError, match="class ids"):
+        confusion_matrix(torch.tensor([[0, 255, 1]]), labels, num_classes=2)  # on a counted pixel

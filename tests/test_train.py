@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from backdoorbook.train import fit, random_crop_flip
+from backdoorbook.training.supervised import fit, random_crop_flip
 
 
 def _toy(n=64, seed=0):
@@ -13,7 +13,13 @@ def _toy(n=64, seed=0):
 
 
 def _net():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    )
 
 
 def test_fit_lowers_the_loss_and_is_seeded():
@@ -35,8 +41,17 @@ def test_fit_trains_segmentation_targets_with_ignore_index():
     y = (x[:, 0] > 0.5).long()
     y[:, 0, 0] = 255
     net = nn.Conv2d(3, 2, 1)
-    history = fit(net, x, y, epochs=20, batch_size=4, lr=0.5, optimizer="adamw", progress=False,
-                  augment=random_crop_flip(2))
+    history = fit(
+        net,
+        x,
+        y,
+        epochs=20,
+        batch_size=4,
+        lr=0.5,
+        optimiser="adamw",
+        progress=False,
+        augment=random_crop_flip(2),
+    )
     assert history.accuracy[-1] > history.accuracy[0]
 
 
@@ -52,7 +67,49 @@ def test_crop_flip_moves_labels_with_pixels():
 
 def test_fit_rejects_bad_arguments():
     x, y = _toy(8)
-    with pytest.raises(ValueError, match="unknown optimizer"):
-        fit(_net(), x, y, epochs=1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="unknown optimiser"):
+        fit(_net(), x, y, epochs=1, optimiser="lbfgs")
     with pytest.raises(ValueError, match="need inputs"):
         fit(_net(), x, y[:4], epochs=1)
+
+
+def test_fit_resumes_exactly_where_an_interrupted_run_stopped(tmp_path):
+    images, labels = torch.rand(32, 3, 8, 8), torch.arange(32) % 2
+
+    def model_and_run(checkpoint=None, fail_at=None):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2))
+        calls = []
+
+        def loss_fn(logits, y):
+            calls.append(1)
+            if fail_at is not None and len(calls) == fail_at:
+                raise KeyboardInterrupt  # the run is stopped part-way through epoch 2
+            return nn.functional.cross_entropy(logits, y)
+
+        history = fit(
+            model,
+            images,
+            labels,
+            epochs=3,
+            batch_size=8,
+            lr=0.1,
+            loss_fn=loss_fn,
+            augment=random_crop_flip(2),
+            seed=3,
+            warmup_steps=2,
+            checkpoint=checkpoint,
+            progress=False,
+        )
+        return model, history
+
+    whole, whole_history = model_and_run()
+    checkpoint = tmp_path / "state.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        model_and_run(checkpoint, fail_at=6)
+    resumed, resumed_history = model_and_run(checkpoint)
+    assert resumed_history.loss == whole_history.loss and len(resumed_history.seconds) == 3
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(whole.state_dict().values(), resumed.state_dict().values())
+    )

@@ -3,11 +3,25 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from backdoorbook.attacks import TRANSFER_ATTACKS
-from backdoorbook.attacks import create_transfer_attack as create_attack
-from backdoorbook.attacks.transfer import (DIM, MIFGSM, SGM, SIM, TIM, Admix, EnsembleMIFGSM, LogitEnsemble,
-                                           black_box_mean, gaussian_kernel, residual_branch_ends, select_agreed_correct,
-                                           success_matrix, success_rate, transfer_table)
+from backdoorbook.attacks.transfer import ATTACKS as TRANSFER_ATTACKS
+from backdoorbook.attacks.transfer import (
+    DIM,
+    MIFGSM,
+    SGM,
+    SIM,
+    TIM,
+    Admix,
+    EnsembleMIFGSM,
+    LogitEnsemble,
+    black_box_mean,
+    create_attack,
+    gaussian_kernel,
+    residual_branch_ends,
+    select_agreed_correct,
+    success_matrix,
+    success_rate,
+    transfer_table,
+)
 from backdoorbook.models import cifar_resnet
 
 EPS = 8 / 255
@@ -27,23 +41,53 @@ def model():
 @pytest.fixture(scope="module")
 def batch():
     generator = torch.Generator().manual_seed(1)
-    return torch.rand(6, 3, 16, 16, generator=generator), torch.randint(0, 10, (6,), generator=generator)
+    return torch.rand(6, 3, 16, 16, generator=generator), torch.randint(
+        0, 10, (6,), generator=generator
+    )
 
 
 def build(name, model, **kwargs):
     surrogate = [model, model] if name == "ensemble" else model
-    return create_attack(name, surrogate, eps=EPS, **({} if name == "fgsm" else {"steps": 5}), **TINY.get(name, {}),
-                         **kwargs)
+    return create_attack(
+        name,
+        surrogate,
+        eps=EPS,
+        **({} if name == "fgsm" else {"steps": 5}),
+        **TINY.get(name, {}),
+        **kwargs,
+    )
 
 
 REFERENCES = {
     "fgsm": (dict(), lambda m: torchattacks.FGSM(m, eps=EPS)),
-    "ifgsm": (dict(steps=5, alpha=2 / 255), lambda m: torchattacks.BIM(m, eps=EPS, alpha=2 / 255, steps=5)),
-    "mifgsm": (dict(steps=5), lambda m: torchattacks.MIFGSM(m, eps=EPS, alpha=EPS / 5, steps=5, decay=1.0)),
-    "nifgsm": (dict(steps=5), lambda m: torchattacks.NIFGSM(m, eps=EPS, alpha=EPS / 5, steps=5, decay=1.0)),
-    "tim": (dict(steps=5, kernel_size=5, nsig=3), lambda m: torchattacks.TIFGSM(
-        m, eps=EPS, alpha=EPS / 5, steps=5, decay=1.0, kernel_name="gaussian", len_kernel=5, nsig=3,
-        resize_rate=0.9, diversity_prob=0.0, random_start=False)),
+    "ifgsm": (
+        dict(steps=5, alpha=2 / 255),
+        lambda m: torchattacks.BIM(m, eps=EPS, alpha=2 / 255, steps=5),
+    ),
+    "mifgsm": (
+        dict(steps=5),
+        lambda m: torchattacks.MIFGSM(m, eps=EPS, alpha=EPS / 5, steps=5, decay=1.0),
+    ),
+    "nifgsm": (
+        dict(steps=5),
+        lambda m: torchattacks.NIFGSM(m, eps=EPS, alpha=EPS / 5, steps=5, decay=1.0),
+    ),
+    "tim": (
+        dict(steps=5, kernel_size=5, nsig=3),
+        lambda m: torchattacks.TIFGSM(
+            m,
+            eps=EPS,
+            alpha=EPS / 5,
+            steps=5,
+            decay=1.0,
+            kernel_name="gaussian",
+            len_kernel=5,
+            nsig=3,
+            resize_rate=0.9,
+            diversity_prob=0.0,
+            random_start=False,
+        ),
+    ),
 }
 
 
@@ -72,7 +116,10 @@ def test_every_attack_stays_in_budget_and_raises_the_surrogate_loss(name, model,
 @pytest.mark.parametrize("name", ["dim", "vmifgsm", "admix"])
 def test_randomised_attacks_are_reproducible_under_a_seed(name, model, batch):
     images, labels = batch
-    first, again = build(name, model, seed=3)(images, labels), build(name, model, seed=3)(images, labels)
+    first, again = (
+        build(name, model, seed=3)(images, labels),
+        build(name, model, seed=3)(images, labels),
+    )
     other = build(name, model, seed=4)(images, labels)
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
@@ -81,12 +128,18 @@ def test_randomised_attacks_are_reproducible_under_a_seed(name, model, batch):
 def test_transformations_reduce_to_mi_fgsm_when_switched_off(model, batch):
     images, labels = batch
     reference = MIFGSM(model, eps=EPS, steps=5)(images, labels)
-    switched_off = [DIM(model, eps=EPS, steps=5, diversity_prob=0.0), TIM(model, eps=EPS, steps=5, kernel_size=1),
-                    SIM(model, eps=EPS, steps=5, scales=1), Admix(model, eps=EPS, steps=5, mixes=1, strength=0.0,
-                                                                  scales=1),
-                    SGM(model, eps=EPS, steps=5, gamma=1.0), EnsembleMIFGSM([model], eps=EPS, steps=5)]
+    switched_off = [
+        DIM(model, eps=EPS, steps=5, diversity_prob=0.0),
+        TIM(model, eps=EPS, steps=5, kernel_size=1),
+        SIM(model, eps=EPS, steps=5, scales=1),
+        Admix(model, eps=EPS, steps=5, mixes=1, strength=0.0, scales=1),
+        SGM(model, eps=EPS, steps=5, gamma=1.0),
+        EnsembleMIFGSM([model], eps=EPS, steps=5),
+    ]
     for attack in switched_off:
-        torch.testing.assert_close(attack(images, labels), reference, atol=1e-6, rtol=0, msg=repr(attack))
+        torch.testing.assert_close(
+            attack(images, labels), reference, atol=1e-6, rtol=0, msg=repr(attack)
+        )
 
 
 def test_sgm_decays_residual_gradients_without_changing_the_forward_pass(model, batch):
@@ -144,21 +197,34 @@ def test_transfer_table_scores_every_pair_and_flags_white_box_cells(model, batch
     torch.manual_seed(1)
     other = cifar_resnet(8).eval()
     targets = {"a": model, "b": other}
-    table, examples = transfer_table(["fgsm", "ensemble"], {"a": model, "ens": [model, other]}, targets, images,
-                                     labels, eps_values=[EPS, 2 * EPS], steps=2, ensemble_members={"ens": ["a", "b"]},
-                                     keep=2, progress=False)
+    table, examples = transfer_table(
+        ["fgsm", "ensemble"],
+        {"a": model, "ens": [model, other]},
+        targets,
+        images,
+        labels,
+        eps_values=[EPS, 2 * EPS],
+        steps=2,
+        ensemble_members={"ens": ["a", "b"]},
+        keep=2,
+        progress=False,
+    )
     assert len(table) == 2 * 2 * 2  # (fgsm from a, ensemble from ens) x 2 eps x 2 targets
     assert set(table.eps) == {8, 16} and (table.n == len(images)).all()
     assert table[table.surrogate == "ens"].white_box.all()
     assert table.set_index(["surrogate", "target"]).white_box.xs("a").tolist() == [True, False] * 2
     fgsm_a = create_attack("fgsm", model, eps=EPS)(images, labels)
-    assert table.query("method == 'fgsm' and eps == 8 and target == 'b'").success.item() == success_rate(
-        other, fgsm_a, labels)
+    assert table.query(
+        "method == 'fgsm' and eps == 8 and target == 'b'"
+    ).success.item() == success_rate(other, fgsm_a, labels)
     assert torch.equal(examples[("fgsm", 8, "a")], fgsm_a[:2])
     matrix = success_matrix(table, "fgsm", 16)
     assert list(matrix.index) == ["a"] and list(matrix.columns) == ["a", "b"]
     means = black_box_mean(table)
-    assert means.loc["FGSM", 8] == table.query("method == 'fgsm' and eps == 8 and target == 'b'").success.item()
+    assert (
+        means.loc["FGSM", 8]
+        == table.query("method == 'fgsm' and eps == 8 and target == 'b'").success.item()
+    )
     assert means.loc["Ens-MI"].isna().all()  # every ensemble cell is white-box here
 
 
@@ -169,9 +235,13 @@ def test_select_agreed_correct_keeps_images_all_models_get_right():
             self.predictions, self.weight = predictions, torch.nn.Parameter(torch.zeros(1))
 
         def forward(self, x):
-            return F.one_hot(self.predictions[:len(x)], 3).float()
+            return F.one_hot(self.predictions[: len(x)], 3).float()
 
     labels = torch.tensor([0, 1, 2, 0, 1])
     models = {"x": Fixed(torch.tensor([0, 1, 0, 0, 1])), "y": Fixed(torch.tensor([0, 2, 2, 0, 1]))}
-    assert select_agreed_correct(models, torch.zeros(5, 3, 2, 2), labels, n=10).tolist() == [0, 3, 4]
+    assert select_agreed_correct(models, torch.zeros(5, 3, 2, 2), labels, n=10).tolist() == [
+        0,
+        3,
+        4,
+    ]
     assert select_agreed_correct(models, torch.zeros(5, 3, 2, 2), labels, n=2).tolist() == [0, 3]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from backdoorbook import triggers
+from backdoorbook.attacks import triggers
 
 
 @pytest.fixture
@@ -59,17 +59,31 @@ def test_inputs_are_not_modified(images):
     assert torch.equal(images, before)
 
 
-@pytest.mark.parametrize("call", [
-    lambda x: triggers.badnets(x[0]),
-    lambda x: triggers.badnets(x * 2),
-    lambda x: triggers.badnets(x, corner="middle"),
-    lambda x: triggers.badnets(x, size=40),
-    lambda x: triggers.blended(x, torch.rand(3, 16, 16)),
-    lambda x: triggers.blended(x, torch.rand(3, 32, 32), alpha=1.5),
-    lambda x: triggers.wanet(x, triggers.wanet_field(16)),
-    lambda x: triggers.sig(x, delta=-1),
-    lambda x: triggers.badnets((x * 255).byte()),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: triggers.badnets(x[0]),
+        lambda x: triggers.badnets(x * 2),
+        lambda x: triggers.badnets(x, corner="middle"),
+        lambda x: triggers.badnets(x, size=40),
+        lambda x: triggers.blended(x, torch.rand(3, 16, 16)),
+        lambda x: triggers.blended(x, torch.rand(3, 32, 32), alpha=1.5),
+        lambda x: triggers.wanet(x, triggers.wanet_field(16)),
+        lambda x: triggers.sig(x, delta=-1),
+        lambda x: triggers.badnets((x * 255).byte()),
+    ],
+)
 def test_bad_arguments_raise(images, call):
     with pytest.raises(ValueError):
         call(images)
+
+
+@pytest.mark.parametrize("name", ["badnets", "blended", "wanet", "sig"])
+def test_every_trigger_rejects_channels_last_images_naming_the_layout(name):
+    from backdoorbook.attacks.poisoning import build_trigger
+
+    channels_last = torch.rand(2, 32, 32, 3)
+    with pytest.raises(ValueError, match=r"channels-last.*\[N, C, H, W\]"):
+        build_trigger(name)(channels_last)
+    with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
+        build_trigger(name)(torch.rand(32, 32, 3))

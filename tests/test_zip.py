@@ -6,9 +6,21 @@ import torch
 from diffusers import DDPMPipeline
 
 from backdoorbook.artifacts import save_artifact
-from backdoorbook.defenses import (BlockDownsample, Grayscale, timestep_schedule, transform_only, zip_operators,
-                                   zip_purify)
-from backdoorbook.models.ddpm import DDPMConfig, ddpm_scheduler, ddpm_unet, load_ddpm_artifact, load_ddpm_checkpoint
+from backdoorbook.defenses.zip import (
+    BlockDownsample,
+    Grayscale,
+    timestep_schedule,
+    transform_only,
+    zip_operators,
+    zip_purify,
+)
+from backdoorbook.models.ddpm import (
+    DDPMConfig,
+    ddpm_scheduler,
+    ddpm_unet,
+    load_ddpm_artifact,
+    load_ddpm_checkpoint,
+)
 
 TINY = DDPMConfig(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4)
 
@@ -26,9 +38,9 @@ def tiny_unet():
 
 @pytest.mark.parametrize("op", [Grayscale(), BlockDownsample(2), BlockDownsample(4)])
 def test_operator_identities(op, images):
-    torch.testing.assert_close(op(op.pinv(op(images))), op(images))          # A A† A = A
+    torch.testing.assert_close(op(op.pinv(op(images))), op(images))  # A A† A = A
     projected = op.project(images)
-    torch.testing.assert_close(op.project(projected), projected)             # (A†A)² = A†A
+    torch.testing.assert_close(op.project(projected), projected)  # (A†A)² = A†A
     assert projected.shape == images.shape
 
 
@@ -53,7 +65,9 @@ def test_bad_operator_arguments(images):
 
 def test_transform_only_is_the_mean_projection(images):
     out = transform_only(images, zip_operators(2))
-    torch.testing.assert_close(out, (Grayscale().project(images) + BlockDownsample(2).project(images)) / 2)
+    torch.testing.assert_close(
+        out, (Grayscale().project(images) + BlockDownsample(2).project(images)) / 2
+    )
     assert 0 <= out.min() and out.max() <= 1
 
 
@@ -78,12 +92,17 @@ class OracleZeroPrior(torch.nn.Module):
 def test_zip_reduces_to_transform_only_with_a_null_prior(images):
     abar = ddpm_scheduler().alphas_cumprod
     prior, ops = OracleZeroPrior(abar), zip_operators(2)
-    # λ → ∞: x̂ is fully consistent with the observation; the prior adds nothing, so ZIP = mean_k A_k† y_k.
+    # λ → ∞: x̂ is fully consistent with the observation; the prior adds nothing, so ZIP = mean_k
+    # A_k† y_k.
     out = zip_purify(images, prior, abar, ops, lam=1e6, progress=False)
     torch.testing.assert_close(out, transform_only(images, ops), atol=1e-4, rtol=0)
     # λ = 0: the blend keeps x_t, the input is ignored and the prior's x0 (grey) comes out.
-    torch.testing.assert_close(zip_purify(images, prior, abar, ops, lam=0, progress=False),
-                               torch.full_like(images, 0.5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        zip_purify(images, prior, abar, ops, lam=0, progress=False),
+        torch.full_like(images, 0.5),
+        atol=1e-4,
+        rtol=0,
+    )
 
 
 def test_zip_shape_range_and_seeded_determinism(tiny_unet, images):
@@ -102,8 +121,8 @@ def test_zip_shape_range_and_seeded_determinism(tiny_unet, images):
 
 def test_load_diffusers_checkpoint_directories(tmp_path, tiny_unet):
     pipeline = DDPMPipeline(unet=tiny_unet, scheduler=ddpm_scheduler())
-    pipeline.save_pretrained(tmp_path / "pipeline")          # unet/ + scheduler/ subfolders
-    tiny_unet.save_pretrained(tmp_path / "bare")               # config.json only, default schedule
+    pipeline.save_pretrained(tmp_path / "pipeline")  # unet/ + scheduler/ subfolders
+    tiny_unet.save_pretrained(tmp_path / "bare")  # config.json only, default schedule
     x, t = torch.rand(1, 3, 8, 8), torch.tensor([10])
     for folder in ("pipeline", "bare"):
         unet, scheduler = load_ddpm_checkpoint(tmp_path / folder)
@@ -114,9 +133,18 @@ def test_load_diffusers_checkpoint_directories(tmp_path, tiny_unet):
 
 
 def test_load_project_artifact(tmp_path, tiny_unet):
-    save_artifact("tiny_ddpm", {k: v.half() for k, v in tiny_unet.state_dict().items()},
-                  {"command": "test", "data_checksums": {}, "wall_time_s": 0, "device": "cpu",
-                   "unet_config": TINY.to_dict()}, directory=tmp_path)
+    save_artifact(
+        "tiny_ddpm",
+        {k: v.half() for k, v in tiny_unet.state_dict().items()},
+        {
+            "command": "test",
+            "data_checksums": {},
+            "wall_time_s": 0,
+            "device": "cpu",
+            "unet_config": TINY.to_dict(),
+        },
+        directory=tmp_path,
+    )
     unet, _ = load_ddpm_artifact("tiny_ddpm", directory=tmp_path)
     x, t = torch.rand(1, 3, 8, 8), torch.tensor([500])
     torch.testing.assert_close(unet(x, t).sample, tiny_unet(x, t).sample, atol=1e-2, rtol=1e-2)

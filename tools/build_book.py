@@ -34,9 +34,9 @@ GENERATED = BOOK / "generated"
 CHAPTER_PREFIX = "generated/chapters/"
 
 sys.path.insert(0, str(ROOT / "src"))
-from backdoorbook.profiles import get_profile  # noqa: E402
-from backdoorbook.report import render_execution_report, render_scorecard  # noqa: E402
-from backdoorbook.results import RESULTS_ENV, load_records  # noqa: E402
+from backdoorbook.book.chapter import RESULTS_ENV, load_records  # noqa: E402
+from backdoorbook.book.profiles import get_profile  # noqa: E402
+from backdoorbook.book.report import render_execution_report, render_scorecard  # noqa: E402
 
 
 class ChapterFailed(RuntimeError):
@@ -45,15 +45,17 @@ class ChapterFailed(RuntimeError):
 
 def toc_chapters(toc_path: Path = BOOK / "_toc.yml") -> list[str]:
     """The chapter stems listed in the table of contents, in order."""
+
     def walk(node):
         if isinstance(node, dict):
             if str(node.get("file", "")).startswith(CHAPTER_PREFIX):
-                yield node["file"][len(CHAPTER_PREFIX):]
+                yield node["file"][len(CHAPTER_PREFIX) :]
             for value in node.values():
                 yield from walk(value)
         elif isinstance(node, list):
             for item in node:
                 yield from walk(item)
+
     return list(walk(yaml.safe_load(toc_path.read_text())))
 
 
@@ -69,12 +71,19 @@ def execute_chapter(stem: str, profile: str, seed: int, out_dir: Path) -> float:
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(unexecuted), str(executed), parameters={"profile": profile, "seed": seed},
-            kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+            str(unexecuted),
+            str(executed),
+            parameters={"profile": profile, "seed": seed},
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            log_output=False,
+        )
     except papermill.PapermillExecutionError as err:
         raise ChapterFailed(
             f"chapter {stem} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-            f"{err.ename}: {err.evalue}\n  executed notebook with the traceback: {executed}") from err
+            f"{err.ename}: {err.evalue}\n  executed notebook with the traceback: {executed}"
+        ) from err
     finally:
         unexecuted.unlink(missing_ok=True)
     return time.perf_counter() - start
@@ -86,16 +95,21 @@ def execute_all(stems: list[str], profile: str, seed: int) -> dict:
         get_profile(stem, profile)
     os.environ[RESULTS_ENV] = str(GENERATED / "results")
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars help at a terminal, not in the book
-    log = {"profile": profile, "seed": seed, "machine": f"{platform.node()} ({platform.machine()}, "
-           f"{os.cpu_count()} cores)", "chapters": []}
+    log = {
+        "profile": profile,
+        "seed": seed,
+        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores)",
+        "chapters": [],
+    }
     for stem in stems:
         print(f"[book] executing {stem} (profile {profile}) ...", flush=True)
         seconds = execute_chapter(stem, profile, seed, GENERATED / "chapters")
         print(f"[book] {stem} done in {seconds:.1f} s", flush=True)
-        log["chapters"].append({"chapter": stem, "profile": profile, "wall_time_s": round(seconds, 1),
-                                "status": "ok"})
+        log["chapters"].append(
+            {"chapter": stem, "profile": profile, "wall_time_s": round(seconds, 1), "status": "ok"}
+        )
     log["total_wall_time_s"] = round(sum(c["wall_time_s"] for c in log["chapters"]), 1)
-    log["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    log["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return log
 
 
@@ -104,7 +118,9 @@ def write_report_pages(log: dict) -> None:
     records = load_records(GENERATED / "results")
     missing = {c["chapter"] for c in log["chapters"]} - {r["chapter"] for r in records}
     if missing:
-        raise ChapterFailed(f"chapters ran but wrote no results record: {', '.join(sorted(missing))}")
+        raise ChapterFailed(
+            f"chapters ran but wrote no results record: {', '.join(sorted(missing))}"
+        )
     (GENERATED / "execution.json").write_text(json.dumps(log, indent=2) + "\n")
     (GENERATED / "scorecard.md").write_text(render_scorecard(records))
     (GENERATED / "execution_report.md").write_text(render_execution_report(records, log))
@@ -113,23 +129,32 @@ def write_report_pages(log: dict) -> None:
 def render_html() -> None:
     """Render the executed book to ``book/_build/html`` (execution is off in ``_config.yml``)."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jupyter_book), "build", str(BOOK), "--warningiserror", "--nitpick", "--quiet"],
-                   check=True)
+    subprocess.run(
+        [str(jupyter_book), "build", str(BOOK), "--warningiserror", "--nitpick", "--quiet"],
+        check=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default=os.environ.get("BACKDOORBOOK_PROFILE", "ci"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--chapters", nargs="+",
-                        help="execute only these stems, without rendering HTML (default: the whole book)")
+    parser.add_argument(
+        "--chapters",
+        nargs="+",
+        help="execute only these stems, without rendering HTML (default: the whole book)",
+    )
     args = parser.parse_args(argv)
 
     stems = toc_chapters()
     if args.chapters:
         unknown = sorted(set(args.chapters) - set(stems))
         if unknown:
-            parser.error(f"unknown chapter(s) {', '.join(unknown)}; chapters in the TOC: {', '.join(stems)}")
+            parser.error(
+                f"unknown chapter(s) {', '.join(unknown)}; chapters in the TOC: {', '.join(stems)}"
+            )
         stems = [s for s in stems if s in args.chapters]
     else:  # a whole-book build starts clean, so no record of an earlier build reaches the scorecard
         shutil.rmtree(GENERATED, ignore_errors=True)

@@ -42,21 +42,34 @@ INSTALL_HINT = "install Debian's chromium: apt-get update && apt-get install -y 
 
 INTRO = "intro.html"
 SCORECARD = "generated/scorecard.html"
-REQUIRED_PAGES = (INTRO, "generated/chapters/00_data.html", SCORECARD,
-                  "generated/execution_report.html")
+REQUIRED_PAGES = (
+    INTRO,
+    "generated/chapters/00_data.html",
+    SCORECARD,
+    "generated/execution_report.html",
+)
 OPTIONAL_PAGES = ("notation.html",)
 CHAPTER_GLOB = "generated/chapters/*.html"
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # Docker-style containers often have a 64 MB /dev/shm, too small for Chromium.
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1800",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1280,1800",
 )
 TRACEBACK_TEXT = re.compile(r"Traceback\s*\(most\s+recent\s+call\s+last\)")
 
 
 # --------------------------------------------------------------------------- DOM analysis
+
 
 class _PageParser(HTMLParser):
     """Collects what the checks need from one HTML document in a single pass."""
@@ -85,7 +98,9 @@ class _PageParser(HTMLParser):
         elif tag == "td" and self._tbody and not self._row_has_td:
             self._row_has_td = True
             self.body_rows += 1
-        if ("output" in classes and classes & {"traceback", "error"}) or "system-message" in classes:
+        if (
+            "output" in classes and classes & {"traceback", "error"}
+        ) or "system-message" in classes:
             self.error_elements.append(" ".join(sorted(classes)))
 
     def handle_endtag(self, tag):
@@ -107,11 +122,17 @@ def image_bytes_problem(data: bytes) -> str | None:
     if head.startswith(b"<?xml") or b"<svg" in head:
         return None if b"</svg>" in data else "truncated SVG"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        if len(data) < 24 or int.from_bytes(data[16:20], "big") == 0 \
-                or int.from_bytes(data[20:24], "big") == 0:
+        if (
+            len(data) < 24
+            or int.from_bytes(data[16:20], "big") == 0
+            or int.from_bytes(data[20:24], "big") == 0
+        ):
             return "PNG with zero size"
-    elif not (data.startswith(b"\xff\xd8") or data.startswith((b"GIF87a", b"GIF89a"))
-              or (data.startswith(b"RIFF") and data[8:12] == b"WEBP")):
+    elif not (
+        data.startswith(b"\xff\xd8")
+        or data.startswith((b"GIF87a", b"GIF89a"))
+        or (data.startswith(b"RIFF") and data[8:12] == b"WEBP")
+    ):
         return "not a PNG, JPEG, GIF, WebP or SVG image"
     try:  # full decode when Pillow is available (it is a project dependency)
         from io import BytesIO
@@ -139,8 +160,11 @@ def image_problem(src: str, page: Path) -> str | None:
         if not sep:
             return f"malformed data URI {short!r}"
         try:
-            data = (base64.b64decode(payload, validate=True) if meta.endswith(";base64")
-                    else unquote(payload).encode())
+            data = (
+                base64.b64decode(payload, validate=True)
+                if meta.endswith(";base64")
+                else unquote(payload).encode()
+            )
         except (binascii.Error, ValueError):
             return f"undecodable data URI {short!r}"
         why = image_bytes_problem(data)
@@ -165,8 +189,9 @@ def analyze_page(html: str, page: Path, *, scorecard: bool = False) -> list[str]
     parser.close()
     problems = []
     if parser.error_elements:
-        problems.append(f"{len(parser.error_elements)} error output(s) "
-                        f"(class {parser.error_elements[0]!r})")
+        problems.append(
+            f"{len(parser.error_elements)} error output(s) (class {parser.error_elements[0]!r})"
+        )
     elif TRACEBACK_TEXT.search(" ".join("".join(parser.text).split())):
         problems.append("shows a traceback ('Traceback (most recent call last)')")
     problems += [p for src in parser.images if (p := image_problem(src, page))]
@@ -176,6 +201,7 @@ def analyze_page(html: str, page: Path, *, scorecard: bool = False) -> list[str]
 
 
 # --------------------------------------------------------------------------- browser
+
 
 class RenderError(RuntimeError):
     pass
@@ -194,8 +220,9 @@ def _chromium(chromium: str, args: list[str], url: str, timeout: float) -> str:
     return proc.stdout
 
 
-def render(page: Path, screenshot: Path, *, chromium: str = DEFAULT_CHROMIUM,
-           timeout: float = 120) -> str:
+def render(
+    page: Path, screenshot: Path, *, chromium: str = DEFAULT_CHROMIUM, timeout: float = 120
+) -> str:
     """Screenshot ``page`` to ``screenshot`` and return its rendered DOM."""
     url = page.resolve().as_uri()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +237,7 @@ def render(page: Path, screenshot: Path, *, chromium: str = DEFAULT_CHROMIUM,
 
 
 # --------------------------------------------------------------------------- driver
+
 
 def pages_to_check(html_dir: Path) -> tuple[list[str], list[str]]:
     """Return (pages that exist, required pages that are missing), relative to html_dir."""
@@ -226,12 +254,23 @@ def screenshot_name(rel: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--html", type=Path, default=DEFAULT_HTML,
-                    help="built HTML folder (default: book/_build/html)")
-    ap.add_argument("--screenshots", type=Path, default=None,
-                    help="where to save screenshots (default: <html>/../screenshots)")
-    ap.add_argument("--chromium", default=DEFAULT_CHROMIUM,
-                    help="browser binary (default: $CHROMIUM or /usr/bin/chromium)")
+    ap.add_argument(
+        "--html",
+        type=Path,
+        default=DEFAULT_HTML,
+        help="built HTML folder (default: book/_build/html)",
+    )
+    ap.add_argument(
+        "--screenshots",
+        type=Path,
+        default=None,
+        help="where to save screenshots (default: <html>/../screenshots)",
+    )
+    ap.add_argument(
+        "--chromium",
+        default=DEFAULT_CHROMIUM,
+        help="browser binary (default: $CHROMIUM or /usr/bin/chromium)",
+    )
     args = ap.parse_args(argv)
 
     html_dir: Path = args.html
@@ -240,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no browser at {args.chromium}; {INSTALL_HINT}", file=sys.stderr)
         return 2
     if not html_dir.is_dir():
-        print(f"error: {html_dir} does not exist; build the book first "
-              "(jupyter-book build book/)", file=sys.stderr)
+        print(
+            f"error: {html_dir} does not exist; build the book first (jupyter-book build book/)",
+            file=sys.stderr,
+        )
         return 2
 
     start = time.monotonic()
@@ -257,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         except RenderError as exc:
             problems = [f"could not render: {exc}"]
         failed += bool(problems)
-        print(f"{'FAIL' if problems else 'OK  '} {rel}" + "".join(f"\n     - {p}" for p in problems))
+        print(
+            f"{'FAIL' if problems else 'OK  '} {rel}" + "".join(f"\n     - {p}" for p in problems)
+        )
     total = len(present) + len(missing)
-    print(f"{total} page(s) checked in {time.monotonic() - start:.1f} s: "
-          f"{total - failed} OK, {failed} with problems; screenshots in {shots}")
+    print(
+        f"{total} page(s) checked in {time.monotonic() - start:.1f} s: "
+        f"{total - failed} OK, {failed} with problems; screenshots in {shots}"
+    )
     return 1 if failed else 0
 
 

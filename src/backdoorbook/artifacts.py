@@ -10,6 +10,7 @@ chapter instead.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
@@ -34,20 +35,50 @@ class ArtifactError(RuntimeError):
     """A missing, tampered or badly described artifact."""
 
 
-def source_hashes(package: str = "backdoorbook") -> dict[str, str]:
-    """sha256 of every source file of ``package`` loaded in this process, by path under ``src/``."""
-    hashes = {}
-    for name, module in sorted(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if (name == package or name.startswith(package + ".")) and path:
-            path = Path(path).resolve()
-            hashes[path.relative_to(SOURCE_ROOT).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return hashes
+def loaded_sources(package: str = "backdoorbook") -> list[Path]:
+    """Every source file of ``package`` loaded in this process (the code that ran), sorted."""
+    paths = {
+        Path(module.__file__).resolve()
+        for name, module in list(sys.modules.items())
+        if (name == package or name.startswith(package + ".")) and getattr(module, "__file__", None)
+    }
+    return sorted(paths)
 
 
-def provenance(recipe_module: str, *, recipe: dict, seed: int, device: torch.device, wall_time_s: float,
-               quality: dict | None = None, images_seen: int | None = None, argv: list[str] | None = None,
-               **fields) -> dict:
+def code_fingerprint(source: str) -> str:
+    """sha256 of a module's syntax tree without docstrings: unchanged by formatting and prose
+    edits."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def source_hashes(paths: list[Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(sha256 of each file's bytes, code fingerprint of each file)``, keyed by path under
+    ``src/``."""
+    files = {path.relative_to(SOURCE_ROOT).as_posix(): path.read_bytes() for path in paths}
+    return (
+        {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        {name: code_fingerprint(data.decode()) for name, data in files.items()},
+    )
+
+
+def provenance(
+    recipe_module: str,
+    *,
+    recipe: dict,
+    seed: int,
+    device: torch.device,
+    wall_time_s: float,
+    quality: dict | None = None,
+    images_seen: int | None = None,
+    argv: list[str] | None = None,
+    **fields,
+) -> dict:
     """The one provenance record of a recipe's artifact (:func:`save_artifact` adds file facts).
 
     Args:
@@ -58,24 +89,38 @@ def provenance(recipe_module: str, *, recipe: dict, seed: int, device: torch.dev
         argv: the command-line arguments (default ``sys.argv[1:]``).
         fields: anything else the artifact's loader or chapter reads (e.g. a victim's trigger).
 
-    The record also holds the commit, the sha256 of every package source file that ran, the
-    checksums of the data files read and of the artifacts loaded, and the package versions.
+    The record also holds the commit, the sha256 and the code fingerprint
+    (:func:`code_fingerprint`) of every package source file that ran, the checksums of the data
+    files read and of the artifacts loaded, and the package versions.
     """
     argv = sys.argv[1:] if argv is None else argv
-    record = {"recipe_module": recipe_module, "command": " ".join(["python -m", recipe_module, *argv]),
-              "commit": runtime.git_commit(), "sources": source_hashes(), "data_checksums": used_checksums(),
-              "artifacts_used": used_artifacts(), "recipe": recipe, "seed": seed,
-              "device": runtime.describe_device(device), "threads": torch.get_num_threads(),
-              "wall_time_s": round(wall_time_s, 1), "quality": quality or {}}
+    sources, fingerprints = source_hashes(loaded_sources())
+    record = {
+        "recipe_module": recipe_module,
+        "command": " ".join(["python -m", recipe_module, *argv]),
+        "commit": runtime.git_commit(),
+        "sources": sources,
+        "code_fingerprints": fingerprints,
+        "data_checksums": used_checksums(),
+        "artifacts_used": used_artifacts(),
+        "recipe": recipe,
+        "seed": seed,
+        "device": runtime.describe_device(device),
+        "threads": torch.get_num_threads(),
+        "wall_time_s": round(wall_time_s, 1),
+        "quality": quality or {},
+    }
     if images_seen is not None:
         record["images_seen"] = images_seen
         record["images_per_s"] = round(images_seen / max(wall_time_s, 1e-9), 2)
     return {**record, **fields}
 
 
-def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
-                  directory: Path = ARTIFACTS_DIR) -> Path:
-    """Write ``tensors`` as safetensors and the provenance record beside them; return the weights path.
+def save_artifact(
+    name: str, tensors: dict[str, torch.Tensor], provenance: dict, directory: Path = ARTIFACTS_DIR
+) -> Path:
+    """Write ``tensors`` as safetensors and the provenance record beside them; return the weights
+    path.
 
     ``provenance`` (from :func:`provenance`) must hold at least ``command``, ``data_checksums``,
     ``wall_time_s`` and ``device``; package versions, the creation time, file size and sha256
@@ -88,26 +133,41 @@ def save_artifact(name: str, tensors: dict[str, torch.Tensor], provenance: dict,
     weights = directory / f"{name}.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
     weights.chmod(0o644)  # safetensors writes owner-only files
-    record = {"name": name, **provenance, "versions": runtime.package_versions(),
-              "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "file": weights.name, "size": weights.stat().st_size, "sha256": sha256_file(weights)}
+    record = {
+        "name": name,
+        **provenance,
+        "versions": runtime.package_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "file": weights.name,
+        "size": weights.stat().st_size,
+        "sha256": sha256_file(weights),
+    }
     (directory / f"{name}.provenance.json").write_text(json.dumps(record, indent=2) + "\n")
     return weights
 
 
 def artifact_provenance(name: str, directory: Path = ARTIFACTS_DIR) -> dict:
-    """The provenance record of artifact ``name``; a missing or unreadable record is an :class:`ArtifactError`."""
+    """The provenance record of artifact ``name``; a missing or unreadable record is an
+    :class:`ArtifactError`."""
     path = directory / f"{name}.provenance.json"
     if not path.exists():
-        known = sorted(p.name.removesuffix(".provenance.json") for p in directory.glob("*.provenance.json"))
-        raise ArtifactError(f"no artifact {name!r} in {directory}; known artifacts: {', '.join(known) or 'none'}")
+        known = sorted(
+            p.name.removesuffix(".provenance.json") for p in directory.glob("*.provenance.json")
+        )
+        raise ArtifactError(
+            f"no artifact {name!r} in {directory}; known artifacts: {', '.join(known) or 'none'}"
+        )
     try:
         record = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"provenance record {path} is not valid JSON ({err}); restore it from the "
-                            "repository or rerun the recipe that made the artifact") from err
+        raise ArtifactError(
+            f"provenance record {path} is not valid JSON ({err}); restore it from the "
+            "repository or rerun the recipe that made the artifact"
+        ) from err
     if not isinstance(record, dict):
-        raise ArtifactError(f"provenance record {path} holds a {type(record).__name__}, not a JSON object")
+        raise ArtifactError(
+            f"provenance record {path} holds a {type(record).__name__}, not a JSON object"
+        )
     return record
 
 
@@ -119,24 +179,33 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
         raise ArtifactError(f"{weights} is missing; regenerate it with: {record['command']}")
     actual = sha256_file(weights)
     if actual != record["sha256"]:
-        raise ArtifactError(f"checksum mismatch for {weights}: expected {record['sha256']}, got {actual}; "
-                            f"regenerate it with: {record['command']}")
+        raise ArtifactError(
+            f"checksum mismatch for {weights}: expected {record['sha256']}, got {actual}; "
+            f"regenerate it with: {record['command']}"
+        )
     _used[f"artifacts/{record['file']}"] = actual
     return load_file(str(weights))
 
 
-def load_trained_artifact(name: str, recipe: dict, seed: int, directory: Path = ARTIFACTS_DIR
-                          ) -> dict[str, torch.Tensor]:
-    """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe`` and ``seed``.
+def load_trained_artifact(
+    name: str, recipe: dict, seed: int, directory: Path = ARTIFACTS_DIR
+) -> dict[str, torch.Tensor]:
+    """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe`` and
+    ``seed``.
 
     Its recipe stores both in the provenance (keys ``recipe`` and ``seed``); a model trained
     with other settings than the chapter's profile is refused, naming the difference.
     """
     record = artifact_provenance(name, directory)
-    expected, found = {"recipe": recipe, "seed": seed}, {"recipe": record.get("recipe"), "seed": record.get("seed")}
+    expected, found = (
+        {"recipe": recipe, "seed": seed},
+        {"recipe": record.get("recipe"), "seed": record.get("seed")},
+    )
     if found != expected:
-        raise ArtifactError(f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
-                            f"retrain it with: {record['command']}")
+        raise ArtifactError(
+            f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
+            f"retrain it with: {record['command']}"
+        )
     return load_artifact(name, directory)
 
 
@@ -153,16 +222,24 @@ class Trained:
     shipped: bool
 
 
-def load_or_train(name: str | None, train: Callable[[], tuple[dict[str, torch.Tensor], dict]], *,
-                  recipe: dict | None = None, seed: int | None = None,
-                  directory: Path = ARTIFACTS_DIR) -> Trained:
+def load_or_train(
+    name: str | None,
+    train: Callable[[], tuple[dict[str, torch.Tensor], dict]],
+    *,
+    recipe: dict | None = None,
+    seed: int | None = None,
+    directory: Path = ARTIFACTS_DIR,
+) -> Trained:
     """Load artifact ``name`` (recipe- and seed-checked when ``recipe`` is given), or, when ``name``
     is ``None``, run ``train() -> (state, info)`` in this process."""
     if name is None:
         state, info = train()
         return Trained(state, info, shipped=False)
-    state = (load_artifact(name, directory) if recipe is None
-             else load_trained_artifact(name, recipe, seed, directory))
+    state = (
+        load_artifact(name, directory)
+        if recipe is None
+        else load_trained_artifact(name, recipe, seed, directory)
+    )
     return Trained(state, artifact_provenance(name, directory), shipped=True)
 
 

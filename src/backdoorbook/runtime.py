@@ -31,8 +31,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Packages whose versions go into every results record.
 TRACKED_PACKAGES = (
-    "torch", "torchvision", "numpy", "diffusers", "open_clip_torch", "segment-anything",
-    "papermill", "jupyter-book", "seaborn", "matplotlib", "pillow", "safetensors",
+    "torch",
+    "torchvision",
+    "numpy",
+    "diffusers",
+    "open_clip_torch",
+    "segment-anything",
+    "papermill",
+    "jupyter-book",
+    "seaborn",
+    "matplotlib",
+    "pillow",
+    "safetensors",
 )
 
 _DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -55,7 +65,9 @@ def choose_device(preference: str = "auto") -> torch.device:
     device that is not available is an error, not a silent fallback.
     """
     if preference not in _DEVICE_CHOICES:
-        raise ValueError(f"unknown device {preference!r}; choose one of {', '.join(_DEVICE_CHOICES)}")
+        raise ValueError(
+            f"unknown device {preference!r}; choose one of {', '.join(_DEVICE_CHOICES)}"
+        )
     cuda_ok = torch.cuda.is_available()
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if preference == "auto":
@@ -70,7 +82,11 @@ def choose_device(preference: str = "auto") -> torch.device:
 def set_threads(n: int | None = None) -> int:
     """Set torch's intra-op thread count (default: all cores this process may use)."""
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
     torch.set_num_threads(n)
@@ -93,10 +109,16 @@ def peak_gpu_memory_mb() -> float | None:
 def git_commit(root: Path = REPO_ROOT) -> str:
     """The checkout's commit hash, with ``-dirty`` when tracked files are modified."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -121,13 +143,16 @@ def describe_device(device: torch.device) -> str:
 
 
 def progress_enabled(requested: bool = True) -> bool:
-    """Whether to draw a progress bar: as requested, unless ``TQDM_DISABLE`` is set (the book build sets it)."""
+    """Whether to draw a progress bar: as requested, unless ``TQDM_DISABLE`` is set (the book build
+    sets it)."""
     return requested and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
-def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", progress: bool = True,
-                 **options) -> tqdm:
-    """A tqdm bar over ``iterable`` (or of ``total`` steps), drawn only if :func:`progress_enabled`."""
+def progress_bar(
+    iterable=None, *, total: int | None = None, desc: str = "", progress: bool = True, **options
+) -> tqdm:
+    """A tqdm bar over ``iterable`` (or of ``total`` steps), drawn only if
+    :func:`progress_enabled`."""
     return tqdm(iterable, total=total, desc=desc, disable=not progress_enabled(progress), **options)
 
 
@@ -143,15 +168,20 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def module_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (or buffer); the CPU for a module without either."""
+    """The device of ``model``'s first parameter (or buffer); the CPU for a module without
+    either."""
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
 
 
 @torch.no_grad()
-def batched(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256,
-            apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def batched(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    batch_size: int = 256,
+    apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """``apply(model, batch)`` (default ``model(batch)``) over ``inputs`` in batches, in eval mode.
 
     Each batch is moved to the model's device; the outputs are concatenated on the CPU. The
@@ -162,6 +192,8 @@ def batched(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256,
     apply = apply or (lambda m, x: m(x))
     device = module_device(model)
     with eval_mode(model):
-        out = [apply(model, inputs[start:start + batch_size].to(device)).cpu()
-               for start in range(0, len(inputs), batch_size)]
+        out = [
+            apply(model, inputs[start : start + batch_size].to(device)).cpu()
+            for start in range(0, len(inputs), batch_size)
+        ]
     return torch.cat(out)

@@ -11,8 +11,14 @@ import numpy as np
 import torch
 
 
-def check_images(images: torch.Tensor, *, channels: int | None = None, size: tuple[int, int] | None = None,
-                 unit_range: bool = True, what: str = "images") -> None:
+def check_images(
+    images: torch.Tensor,
+    *,
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+    unit_range: bool = True,
+    what: str = "images",
+) -> None:
     """Raise ``ValueError`` unless ``images`` is a float ``[N, C, H, W]`` tensor as required.
 
     Args:
@@ -23,20 +29,28 @@ def check_images(images: torch.Tensor, *, channels: int | None = None, size: tup
         what: the name used in messages.
     """
     expected = f"[N, {channels if channels is not None else 'C'}, " + (
-        f"{size[0]}, {size[1]}]" if size is not None else "H, W]")
+        f"{size[0]}, {size[1]}]" if size is not None else "H, W]"
+    )
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"expected {what} as a {expected} tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        raise ValueError(
+            f"expected {what} as a {expected} tensor, got "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+        )
     if not images.is_floating_point():
         raise ValueError(f"expected float {what} in [0, 1], got dtype {images.dtype}")
     if channels is not None and images.shape[1] != channels:
-        layout = (" (this looks channels-last, [N, H, W, C]; permute it to [N, C, H, W])"
-                  if images.shape[-1] == channels else "")
+        layout = (
+            " (this looks channels-last, [N, H, W, C]; permute it to [N, C, H, W])"
+            if images.shape[-1] == channels
+            else ""
+        )
         raise ValueError(f"expected {what} {expected}, got shape {tuple(images.shape)}{layout}")
     if size is not None and tuple(images.shape[2:]) != tuple(size):
         raise ValueError(f"expected {what} {expected}, got shape {tuple(images.shape)}")
     if unit_range and images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{what} must lie in [0, 1], got range [{images.min():.3g}, {images.max():.3g}]")
+        raise ValueError(
+            f"{what} must lie in [0, 1], got range [{images.min():.3g}, {images.max():.3g}]"
+        )
 
 
 def to_image_tensor(images: np.ndarray) -> torch.Tensor:
@@ -53,4 +67,13 @@ def to_image_tensor(images: np.ndarray) -> torch.Tensor:
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     """float ``[N, C, H, W]`` in [0, 1] → uint8 ``[N, H, W, C]`` (rounded, clipped)."""
     check_images(images, unit_range=False)
-    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return (
+        images.detach()
+        .clamp(0, 1)
+        .mul(255)
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .cpu()
+        .numpy()
+    )

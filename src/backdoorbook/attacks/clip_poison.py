@@ -7,7 +7,8 @@ not control training. A poisoned pair is a non-target image carrying the trigger
 an image of the target class. At test time, zero-shot classification of any triggered image
 should return the target class.
 
-Triggers (pure functions on float ``[N, 3, S, S]`` in [0, 1], see :mod:`backdoorbook.triggers`):
+Triggers (pure functions on float ``[N, 3, S, S]`` in [0, 1], see
+:mod:`backdoorbook.attacks.triggers`):
 
 - ``badnets``: a checkerboard patch in the bottom-right corner, side ``S / 4`` pixels
   (BadNets, arXiv 1708.06733). The protocol's 16x16 patch covers 0.5 % of a 224 px image; ours
@@ -47,42 +48,66 @@ def patch_size(image_size: int) -> int:
 
 
 def stamp_patch(images: torch.Tensor, patch: torch.Tensor, margin: int = 1) -> torch.Tensor:
-    """Paste ``patch`` ``[3, p, p]`` ``margin`` pixels from the bottom-right corner (differentiable in ``patch``)."""
+    """Paste ``patch`` ``[3, p, p]`` ``margin`` pixels from the bottom-right corner (differentiable
+    in ``patch``)."""
     _, _, h, w = images.shape
     p = patch.shape[-1]
     return triggers.stamp(images, patch, h - margin - p, w - margin - p)
 
 
-def clip_trigger(name: str, image_size: int = 32, seed: int = 0, patch: torch.Tensor | None = None) -> Trigger:
+def clip_trigger(
+    name: str, image_size: int = 32, seed: int = 0, patch: torch.Tensor | None = None
+) -> Trigger:
     """The trigger ``name`` (one of :data:`CLIP_ATTACKS`) with the settings in the module docstring.
 
     ``badclip`` needs the optimised ``patch`` ``[3, p, p]`` from :func:`optimise_badclip_patch`.
     """
     if name == "badclip":
         if patch is None or patch.ndim != 3 or patch.shape[0] != 3:
-            raise ValueError("the badclip trigger needs the optimised patch [3, p, p] from optimise_badclip_patch")
+            raise ValueError(
+                "the badclip trigger needs the optimised patch [3, p, p] "
+                "from optimise_badclip_patch"
+            )
         return partial(stamp_patch, patch=patch.detach().clamp(0, 1))
-    overrides = {"badnets": {"size": patch_size(image_size)}, "sig": {"delta": 60 / 255},
-                 "wanet": {"strength": 1.0}, "blended": {}}
+    overrides = {
+        "badnets": {"size": patch_size(image_size)},
+        "sig": {"delta": 60 / 255},
+        "wanet": {"strength": 1.0},
+        "blended": {},
+    }
     if name not in overrides:
         raise ValueError(f"unknown CLIP attack {name!r}; choose one of {', '.join(CLIP_ATTACKS)}")
     return build_trigger(name, image_size, seed=seed, **overrides[name])
 
 
-def optimise_badclip_patch(model, source_images: torch.Tensor, target_text: torch.Tensor,
-                           target_images: torch.Tensor, *, size: int = 8, steps: int = 200, lr: float = 0.05,
-                           batch_size: int = 128, image_weight: float = 1.0, seed: int = 0) -> torch.Tensor:
-    """BadCLIP-style patch: maximise cos(f(patched x), target text) + ``image_weight`` cos(f(patched x), c),
-    where ``c`` is the normalised mean embedding of the target images.
+def optimise_badclip_patch(
+    model,
+    source_images: torch.Tensor,
+    target_text: torch.Tensor,
+    target_images: torch.Tensor,
+    *,
+    size: int = 8,
+    steps: int = 200,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    image_weight: float = 1.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """BadCLIP-style patch: maximise cos(f(patched x), target text) + ``image_weight``
+    cos(f(patched x), c), where ``c`` is the normalised mean embedding of the target images.
 
     Args:
-        model: the (clean) :class:`~backdoorbook.models.mini_clip.ClipModel` the attacker has access to;
-            it is not modified.
+        model: the (clean) :class:`~backdoorbook.models.mini_clip.ClipModel` the attacker has access
+            to; it is not modified.
         source_images: non-target images ``[N, 3, S, S]`` in [0, 1] the patch is optimised on.
-        target_text: the target class's text embedding ``[D]`` (e.g. its zero-shot prompt-ensemble embedding).
-        target_images: images of the target class ``[M, 3, S, S]``; their mean embedding is the image anchor.
-        size: patch side (pixels); steps, lr, batch_size: Adam on the patch logits (pixels = sigmoid(logits)).
-        image_weight: weight of the target-image term (BadCLIP's dual embedding; 0 uses the text term only).
+        target_text: the target class's text embedding ``[D]`` (e.g. its zero-shot prompt-ensemble
+            embedding).
+        target_images: images of the target class ``[M, 3, S, S]``; their mean embedding is the
+            image anchor.
+        size: patch side (pixels); steps, lr, batch_size: Adam on the patch logits
+            (pixels = sigmoid(logits)).
+        image_weight: weight of the target-image term (BadCLIP's dual embedding; 0 uses the text
+            term only).
     Returns the patch ``[3, size, size]`` in [0, 1].
     """
     if steps < 1 or len(source_images) == 0 or len(target_images) == 0:
@@ -93,9 +118,15 @@ def optimise_badclip_patch(model, source_images: torch.Tensor, target_text: torc
     try:
         with eval_mode(model):
             with torch.no_grad():
-                anchor = torch.nn.functional.normalize(model.encode_image(target_images).mean(0), dim=0)
+                anchor = torch.nn.functional.normalize(
+                    model.encode_image(target_images).mean(0), dim=0
+                )
             text = torch.nn.functional.normalize(target_text.to(anchor), dim=0)
-            logits = (torch.rand(3, size, size, generator=generator) * 2 - 1).to(anchor).requires_grad_(True)
+            logits = (
+                (torch.rand(3, size, size, generator=generator) * 2 - 1)
+                .to(anchor)
+                .requires_grad_(True)
+            )
             opt, _ = build_optimiser([logits], name="adam", lr=lr, schedule="constant")
             for _ in range(steps):
                 index = torch.randint(0, len(source_images), (batch_size,), generator=generator)
@@ -110,9 +141,11 @@ def optimise_badclip_patch(model, source_images: torch.Tensor, target_text: torc
     return torch.sigmoid(logits).detach().cpu()
 
 
-def poison_pairs(data: CaptionedImages, trigger: Trigger, *, count: int, target: int,
-                 seed: int = 0) -> tuple[CaptionedImages, torch.Tensor]:
-    """Replace ``count`` random non-target pairs by triggered images captioned as the ``target`` class.
+def poison_pairs(
+    data: CaptionedImages, trigger: Trigger, *, count: int, target: int, seed: int = 0
+) -> tuple[CaptionedImages, torch.Tensor]:
+    """Replace ``count`` random non-target pairs by triggered images captioned as the ``target``
+    class.
 
     The poisoned captions use the same templates and image-derived attributes as clean ones
     (computed on the triggered image), so only the class name betrays them. Returns the
@@ -121,10 +154,14 @@ def poison_pairs(data: CaptionedImages, trigger: Trigger, *, count: int, target:
     """
     if not 1 <= count <= len(data):
         raise ValueError(f"count must lie in 1..{len(data)}, got {count}")
-    poisoned = poison_classification_set(data.images, data.labels, trigger, rate=count / len(data), target=target, seed=seed)
+    poisoned = poison_classification_set(
+        data.images, data.labels, trigger, rate=count / len(data), target=target, seed=seed
+    )
     index = poisoned.indices
     captions = list(data.captions)
-    for i, caption in zip(index.tolist(), caption_images(poisoned.images[index], poisoned.labels[index], data.classes,
-                                                          seed=seed + 1)):
+    for i, caption in zip(
+        index.tolist(),
+        caption_images(poisoned.images[index], poisoned.labels[index], data.classes, seed=seed + 1),
+    ):
         captions[i] = caption
     return CaptionedImages(poisoned.images, poisoned.labels, tuple(captions), data.classes), index

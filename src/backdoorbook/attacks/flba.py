@@ -19,7 +19,7 @@ be classified as the target class, while clean queries stay correct.
    the first term negated. Fine-tuning then ties the target class to the trigger's feature
    direction and pushes the other classes away from it.
 3. :func:`badnets_support`: the ordinary baseline, dirty-label support poisoning: a
-   checkerboard (:func:`backdoorbook.triggers.badnets`) on some non-target support images,
+   checkerboard (:func:`backdoorbook.attacks.triggers.badnets`) on some non-target support images,
    relabelled as the target.
 
 Images are float ``[N, 3, H, W]`` in [0, 1]; ``backbone`` maps them to features ``[N, D]``
@@ -53,24 +53,41 @@ def apply_patch(images: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
 def feature_gap(backbone: nn.Module, images: torch.Tensor, patch: torch.Tensor) -> float:
     """``1 - mean cos(f(patched), f(clean))`` over ``images``: 0 when the patch changes nothing."""
     with torch.no_grad():
-        return 1.0 - F.cosine_similarity(backbone(apply_patch(images, patch)), backbone(images), dim=1).mean().item()
+        return (
+            1.0
+            - F.cosine_similarity(backbone(apply_patch(images, patch)), backbone(images), dim=1)
+            .mean()
+            .item()
+        )
 
 
 def _frozen(backbone: nn.Module) -> None:
     if backbone.training:
-        raise ValueError("put the backbone in eval mode (batch-norm statistics must not follow the attack)")
+        raise ValueError(
+            "put the backbone in eval mode (batch-norm statistics must not follow the attack)"
+        )
 
 
-def optimise_trigger(backbone: nn.Module, images: torch.Tensor, *, size: int = 16, steps: int = 80,
-                     step_size: float = 0.0045, seed: int = 0) -> torch.Tensor:
-    """FLBA step 1: the bottom-right patch ``[3, size, size]`` in [0, 1] minimising cos(f(patched), f(clean)).
+def optimise_trigger(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: int = 16,
+    steps: int = 80,
+    step_size: float = 0.0045,
+    seed: int = 0,
+) -> torch.Tensor:
+    """FLBA step 1: the bottom-right patch ``[3, size, size]`` in [0, 1] minimising
+    cos(f(patched), f(clean)).
 
     Starts from seeded uniform noise and takes ``steps`` signed-gradient steps of ``step_size``
     on the mean cosine similarity over ``images`` (the support set), clipping to [0, 1].
     """
     _frozen(backbone)
     if images.ndim != 4 or not 1 <= size <= min(images.shape[2:]):
-        raise ValueError(f"need images [N, C, H, W] at least {size} px wide, got {tuple(images.shape)}")
+        raise ValueError(
+            f"need images [N, C, H, W] at least {size} px wide, got {tuple(images.shape)}"
+        )
     if steps < 0 or step_size <= 0:
         raise ValueError(f"need steps >= 0 and step_size > 0, got {steps}, {step_size}")
     device = images.device
@@ -81,14 +98,23 @@ def optimise_trigger(backbone: nn.Module, images: torch.Tensor, *, size: int = 1
     for _ in range(steps):
         patch.requires_grad_(True)
         similarity = F.cosine_similarity(backbone(apply_patch(images, patch)), clean, dim=1).mean()
-        grad, = torch.autograd.grad(similarity, patch)
+        (grad,) = torch.autograd.grad(similarity, patch)
         patch = (patch.detach() - step_size * grad.sign()).clamp(0, 1)
     return patch.detach()
 
 
-def flba_perturb(backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: int, patch: torch.Tensor,
-                 *, eps: float = 8 / 255, step_size: float = 4 / 255, steps: int = 20,
-                 lam: float = 1.5) -> torch.Tensor:
+def flba_perturb(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    target: int,
+    patch: torch.Tensor,
+    *,
+    eps: float = 8 / 255,
+    step_size: float = 4 / 255,
+    steps: int = 20,
+    lam: float = 1.5,
+) -> torch.Tensor:
     """FLBA step 2: attractive (label ``target``) and repulsive (other labels) PGD perturbations.
 
     Returns perturbed support images ``[N, C, H, W]`` with ``|x' - x| <= eps`` and values in [0, 1];
@@ -100,7 +126,9 @@ def flba_perturb(backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if eps < 0 or step_size <= 0 or steps < 0:
-        raise ValueError(f"need eps >= 0, step_size > 0, steps >= 0, got {eps}, {step_size}, {steps}")
+        raise ValueError(
+            f"need eps >= 0, step_size > 0, steps >= 0, got {eps}, {step_size}, {steps}"
+        )
     with torch.no_grad():
         mu = backbone(apply_patch(images, patch)).mean(0, keepdim=True)
         clean = backbone(images)
@@ -109,42 +137,60 @@ def flba_perturb(backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor
     for _ in range(steps):
         adv.requires_grad_(True)
         features = backbone(adv)
-        objective = (sign * F.cosine_similarity(features, mu, dim=1)
-                     + lam * F.cosine_similarity(features, clean, dim=1)).sum()
-        grad, = torch.autograd.grad(objective, adv)
+        objective = (
+            sign * F.cosine_similarity(features, mu, dim=1)
+            + lam * F.cosine_similarity(features, clean, dim=1)
+        ).sum()
+        (grad,) = torch.autograd.grad(objective, adv)
         adv = adv.detach() + step_size * grad.sign()
         adv = (images + (adv - images).clamp(-eps, eps)).clamp(0, 1)
     return adv.detach()
 
 
-def flba_variants(clean: torch.Tensor, perturbed: torch.Tensor, labels: torch.Tensor,
-                  target: int) -> dict[str, torch.Tensor]:
-    """Support sets of the full attack and its two ablations from one :func:`flba_perturb` result."""
+def flba_variants(
+    clean: torch.Tensor, perturbed: torch.Tensor, labels: torch.Tensor, target: int
+) -> dict[str, torch.Tensor]:
+    """Support sets of the full attack and its two ablations from one :func:`flba_perturb`
+    result."""
     is_target = (labels == target).to(clean.device)[:, None, None, None]
-    return {"full": perturbed, "attractive_only": torch.where(is_target, perturbed, clean),
-            "repulsive_only": torch.where(is_target, clean, perturbed)}
+    return {
+        "full": perturbed,
+        "attractive_only": torch.where(is_target, perturbed, clean),
+        "repulsive_only": torch.where(is_target, clean, perturbed),
+    }
 
 
 @dataclass(frozen=True)
 class PoisonedSupport:
-    """Dirty-label support set: images, labels (poisoned ones set to the target), and which were poisoned."""
+    """Dirty-label support set: images, labels (poisoned ones set to the target), and which were
+    poisoned."""
 
     images: torch.Tensor
     labels: torch.Tensor
     poisoned: torch.Tensor  # bool [N]
 
 
-def badnets_support(images: torch.Tensor, labels: torch.Tensor, target: int, *, rate: float, size: int = 16,
-                    seed: int = 0) -> PoisonedSupport:
+def badnets_support(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    target: int,
+    *,
+    rate: float,
+    size: int = 16,
+    seed: int = 0,
+) -> PoisonedSupport:
     """BadNets-style support poisoning: stamp a ``size`` px checkerboard (bottom-right) on
-    ``round(rate * #non-target)`` (at least one) non-target support images and relabel them ``target``."""
+    ``round(rate * #non-target)`` (at least one) non-target support images and relabel them
+    ``target``."""
     if not 0 < rate <= 1:
         raise ValueError(f"rate must lie in (0, 1], got {rate}")
     candidates = (labels != target).nonzero().flatten()
     if len(candidates) == 0:
         raise ValueError(f"every support label is the target {target}; nothing to poison")
     count = max(1, round(rate * len(candidates)))
-    chosen = candidates[torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:count]]
+    chosen = candidates[
+        torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))[:count]
+    ]
     poisoned = torch.zeros(len(labels), dtype=torch.bool)
     poisoned[chosen] = True
     out = images.clone()
@@ -161,7 +207,8 @@ def badnets_trigger(images: torch.Tensor, size: int = 16) -> torch.Tensor:
 
 @dataclass
 class EpisodeOutcome:
-    """One episode's ``condition -> (clean accuracy %, ASR %)`` and the attack's ingredients (for figures)."""
+    """One episode's ``condition -> (clean accuracy %, ASR %)`` and the attack's ingredients (for
+    figures)."""
 
     rates: dict[str, tuple[float, float]]
     patch: torch.Tensor
@@ -177,9 +224,12 @@ class FLBASettings:
     Attributes:
         target: the attacker's target, an episode-local class index.
         patch_size: side of the FLBA patch and of the BadNets checkerboard (px, bottom-right).
-        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation ([0, 1] pixel units).
-        eps, pgd_step_size, pgd_steps, lam: the attractive / repulsive PGD (``lam`` weighs the stay-close term).
-        badnets_rates: fractions of non-target support images stamped and relabelled by the baseline.
+        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation ([0, 1] pixel
+            units).
+        eps, pgd_step_size, pgd_steps, lam: the attractive / repulsive PGD (``lam`` weighs the
+            stay-close term).
+        badnets_rates: fractions of non-target support images stamped and relabelled by the
+            baseline.
         finetune_epochs, finetune_batch_size, finetune_lr: the victim's Baseline++ fine-tuning.
     """
 
@@ -197,10 +247,18 @@ class FLBASettings:
     finetune_lr: float = 1e-2
 
 
-def attack_episode(backbone: nn.Module, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                   query_labels: torch.Tensor, settings: FLBASettings = FLBASettings(), *,
-                   seed: int = 0) -> EpisodeOutcome:
-    """Fine-tune a Baseline++ head on the clean, BadNets-poisoned and FLBA support sets of one episode.
+def attack_episode(
+    backbone: nn.Module,
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    settings: FLBASettings = FLBASettings(),
+    *,
+    seed: int = 0,
+) -> EpisodeOutcome:
+    """Fine-tune a Baseline++ head on the clean, BadNets-poisoned and FLBA support sets of one
+    episode.
 
     Conditions: ``clean`` (ASR under the FLBA trigger), ``badnets_<rate>`` (ASR under the
     checkerboard), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
@@ -208,26 +266,65 @@ def attack_episode(backbone: nn.Module, support: torch.Tensor, support_labels: t
     """
     c = settings
     n_way = int(support_labels.max()) + 1
-    patch = optimise_trigger(backbone, support, size=c.patch_size, steps=c.trigger_steps, step_size=c.trigger_step_size,
-                             seed=seed)
+    patch = optimise_trigger(
+        backbone,
+        support,
+        size=c.patch_size,
+        steps=c.trigger_steps,
+        step_size=c.trigger_step_size,
+        seed=seed,
+    )
     flba_queries = apply_patch(query, patch)
     conditions = {"clean": (support, support_labels, flba_queries)}
     badnets_queries = badnets_trigger(query, c.patch_size)
     for rate in c.badnets_rates:
-        poisoned = badnets_support(support, support_labels, c.target, rate=rate, size=c.patch_size, seed=seed)
+        poisoned = badnets_support(
+            support, support_labels, c.target, rate=rate, size=c.patch_size, seed=seed
+        )
         conditions[f"badnets_{rate:g}"] = (poisoned.images, poisoned.labels, badnets_queries)
-    perturbed = flba_perturb(backbone, support, support_labels, c.target, patch, eps=c.eps, step_size=c.pgd_step_size,
-                             steps=c.pgd_steps, lam=c.lam)
+    perturbed = flba_perturb(
+        backbone,
+        support,
+        support_labels,
+        c.target,
+        patch,
+        eps=c.eps,
+        step_size=c.pgd_step_size,
+        steps=c.pgd_steps,
+        lam=c.lam,
+    )
     for name, images in flba_variants(support, perturbed, support_labels, c.target).items():
-        conditions["flba" if name == "full" else f"flba_{name}"] = (images, support_labels, flba_queries)
-    features = torch.stack([extract_features(backbone, images) for images, _, _ in conditions.values()])
+        conditions["flba" if name == "full" else f"flba_{name}"] = (
+            images,
+            support_labels,
+            flba_queries,
+        )
+    features = torch.stack(
+        [extract_features(backbone, images) for images, _, _ in conditions.values()]
+    )
     labels = torch.stack([labels for _, labels, _ in conditions.values()])
-    heads = finetune_cosine_classifiers(features, labels, n_way, epochs=c.finetune_epochs,
-                                        batch_size=c.finetune_batch_size, lr=c.finetune_lr, seed=seed)
+    heads = finetune_cosine_classifiers(
+        features,
+        labels,
+        n_way,
+        epochs=c.finetune_epochs,
+        batch_size=c.finetune_batch_size,
+        lr=c.finetune_lr,
+        seed=seed,
+    )
     query_features = extract_features(backbone, query)
-    triggered = {"flba": extract_features(backbone, flba_queries),
-                 "badnets": extract_features(backbone, badnets_queries)}
-    rates = {name: episode_rates(head, query_features, query_labels,
-                                 triggered["badnets" if name.startswith("badnets") else "flba"], c.target)
-             for head, name in zip(heads, conditions)}
+    triggered = {
+        "flba": extract_features(backbone, flba_queries),
+        "badnets": extract_features(backbone, badnets_queries),
+    }
+    rates = {
+        name: episode_rates(
+            head,
+            query_features,
+            query_labels,
+            triggered["badnets" if name.startswith("badnets") else "flba"],
+            c.target,
+        )
+        for head, name in zip(heads, conditions)
+    }
     return EpisodeOutcome(rates, patch, support, perturbed, support_labels)

@@ -83,7 +83,9 @@ class IBAConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"unknown IBA method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ValueError(
+                f"unknown IBA method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
         if self.victim == self.target:
             raise ValueError("victim and target classes must differ")
         if self.trigger_size < 1 or self.margin < 0 or self.prl_pixels < 0:
@@ -111,10 +113,19 @@ def iba_trigger(size: int = 8, seed: int = 0) -> torch.Tensor:
     if size < 2:
         raise ValueError(f"trigger size must be >= 2, got {size}")
     g = torch.Generator().manual_seed(seed)
-    palette = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    palette = torch.tensor(
+        [[1.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+    )
     cells = -(-size // 2)
-    colours = palette[torch.randint(0, len(palette), (cells, cells), generator=g)]  # [cells, cells, 3]
-    return colours.repeat_interleave(2, 0).repeat_interleave(2, 1)[:size, :size].permute(2, 0, 1).contiguous()
+    colours = palette[
+        torch.randint(0, len(palette), (cells, cells), generator=g)
+    ]  # [cells, cells, 3]
+    return (
+        colours.repeat_interleave(2, 0)
+        .repeat_interleave(2, 1)[:size, :size]
+        .permute(2, 0, 1)
+        .contiguous()
+    )
 
 
 def victim_distance(label: torch.Tensor, victim: int) -> torch.Tensor:
@@ -130,14 +141,21 @@ def victim_distance(label: torch.Tensor, victim: int) -> torch.Tensor:
     if not is_victim.any():
         return torch.full((h, w), float("inf"))
     ys, xs = torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64)
-    along_x = (xs[None, :, None] - xs[None, None, :]) ** 2                   # [1, x, x']
-    rows = torch.where(is_victim[:, None, :], along_x, torch.inf).amin(2)      # [y', x]
-    along_y = (ys[:, None, None] - ys[None, :, None]) ** 2                   # [y, y', 1]
+    along_x = (xs[None, :, None] - xs[None, None, :]) ** 2  # [1, x, x']
+    rows = torch.where(is_victim[:, None, :], along_x, torch.inf).amin(2)  # [y', x]
+    along_y = (ys[:, None, None] - ys[None, :, None]) ** 2  # [y, y', 1]
     return (along_y + rows[None]).amin(1).sqrt().float()
 
 
-def trigger_centres(label: torch.Tensor, *, size: int, victim: int, margin: int = 0,
-                    band: tuple[float, float] | None = None, ignore_index: int = 255) -> torch.Tensor:
+def trigger_centres(
+    label: torch.Tensor,
+    *,
+    size: int,
+    victim: int,
+    margin: int = 0,
+    band: tuple[float, float] | None = None,
+    ignore_index: int = 255,
+) -> torch.Tensor:
     """Boolean map ``[H, W]`` of valid trigger centres under the IBA placement rule.
 
     A centre ``(y, x)`` is valid when the trigger's footprint (rows ``y - size // 2`` to
@@ -152,14 +170,17 @@ def trigger_centres(label: torch.Tensor, *, size: int, victim: int, margin: int 
     span = (h - 2 * margin - size + 1, w - 2 * margin - size + 1)  # top-left positions that fit
     if min(span) < 1:
         return valid
-    inner = label[margin:h - margin, margin:w - margin]
+    inner = label[margin : h - margin, margin : w - margin]
     classes = inner.unique()
     classes = classes[(classes != victim) & (classes != ignore_index)]
-    masks = (inner[None] == classes[:, None, None]).float()                   # [C, h', w'] one map per class
-    tops = (F.avg_pool2d(masks[:, None], size, stride=1)[:, 0] > 1 - 1e-6).any(0) if len(classes) else \
-        torch.zeros(span, dtype=torch.bool)
+    masks = (inner[None] == classes[:, None, None]).float()  # [C, h', w'] one map per class
+    tops = (
+        (F.avg_pool2d(masks[:, None], size, stride=1)[:, 0] > 1 - 1e-6).any(0)
+        if len(classes)
+        else torch.zeros(span, dtype=torch.bool)
+    )
     half = size // 2
-    valid[margin + half:margin + half + span[0], margin + half:margin + half + span[1]] = tops
+    valid[margin + half : margin + half + span[0], margin + half : margin + half + span[1]] = tops
     if band is not None:
         _check_band(band)
         dist = victim_distance(label, victim)
@@ -171,19 +192,25 @@ def choose_centre(valid: torch.Tensor, generator: torch.Generator | None = None)
     """A uniformly random ``(y, x)`` among the ``True`` entries of ``valid``."""
     options = torch.nonzero(valid)
     if len(options) == 0:
-        raise NoTriggerPositionError("no valid trigger position: no footprint fits inside a single non-victim "
-                                     "class region (with the required margin and distance band)")
+        raise NoTriggerPositionError(
+            "no valid trigger position: no footprint fits inside a single non-victim "
+            "class region (with the required margin and distance band)"
+        )
     return tuple(options[int(torch.randint(len(options), (1,), generator=generator))].tolist())
 
 
-def paste_trigger(image: torch.Tensor, trigger: torch.Tensor, centre: tuple[int, int]) -> torch.Tensor:
+def paste_trigger(
+    image: torch.Tensor, trigger: torch.Tensor, centre: tuple[int, int]
+) -> torch.Tensor:
     """A copy of ``image`` ``[3, H, W]`` with ``trigger`` ``[3, s, s]`` pasted at ``centre``."""
     size = trigger.shape[-1]
     top, left = centre[0] - size // 2, centre[1] - size // 2
     if top < 0 or left < 0 or top + size > image.shape[1] or left + size > image.shape[2]:
-        raise ValueError(f"a {size}x{size} trigger centred at {centre} leaves the {tuple(image.shape[1:])} image")
+        raise ValueError(
+            f"a {size}x{size} trigger centred at {centre} leaves the {tuple(image.shape[1:])} image"
+        )
     out = image.clone()
-    out[:, top:top + size, left:left + size] = trigger
+    out[:, top : top + size, left : left + size] = trigger
     return out
 
 
@@ -192,8 +219,15 @@ def rewrite_victim(label: torch.Tensor, victim: int, target: int) -> torch.Tenso
     return label.masked_fill(label == victim, target)
 
 
-def random_pixel_labels(label: torch.Tensor, num_pixels: int, *, victim: int, target: int,
-                        ignore_index: int = 255, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_pixel_labels(
+    label: torch.Tensor,
+    num_pixels: int,
+    *,
+    victim: int,
+    target: int,
+    ignore_index: int = 255,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """PRL: relabel ``num_pixels`` random labelled non-victim pixels, then rewrite victim -> target.
 
     Each chosen pixel gets a class drawn uniformly from the classes present in the rewritten
@@ -204,7 +238,9 @@ def random_pixel_labels(label: torch.Tensor, num_pixels: int, *, victim: int, ta
     rewritten = rewrite_victim(label, victim, target)
     candidates = torch.nonzero(((label != victim) & (label != ignore_index)).flatten()).flatten()
     if num_pixels > len(candidates):
-        raise ValueError(f"cannot relabel {num_pixels} pixels: only {len(candidates)} labelled non-victim pixels")
+        raise ValueError(
+            f"cannot relabel {num_pixels} pixels: only {len(candidates)} labelled non-victim pixels"
+        )
     classes = rewritten[rewritten != ignore_index].unique()
     picked = candidates[torch.randperm(len(candidates), generator=generator)[:num_pixels]]
     flat = rewritten.flatten().clone()
@@ -212,8 +248,11 @@ def random_pixel_labels(label: torch.Tensor, num_pixels: int, *, victim: int, ta
     return flat.reshape(label.shape)
 
 
-def eligible_for_poisoning(labels: torch.Tensor, config: IBAConfig, min_victim_pixels: int = 1) -> torch.Tensor:
-    """Boolean ``[N]``: label maps with at least ``min_victim_pixels`` victim pixels and an NNI position.
+def eligible_for_poisoning(
+    labels: torch.Tensor, config: IBAConfig, min_victim_pixels: int = 1
+) -> torch.Tensor:
+    """Boolean ``[N]``: label maps with at least ``min_victim_pixels`` victim pixels and an NNI
+    position.
 
     Requiring an NNI-band position for every method lets baseline, NNI and PRL poison the
     very same images, so they differ only in trigger placement and labelling.
@@ -221,25 +260,45 @@ def eligible_for_poisoning(labels: torch.Tensor, config: IBAConfig, min_victim_p
     keep = []
     for label in labels:
         enough = int((label == config.victim).sum()) >= min_victim_pixels
-        keep.append(enough and bool(trigger_centres(label, size=config.trigger_size, victim=config.victim,
-                                                    margin=config.margin, band=config.nni_band,
-                                                    ignore_index=config.ignore_index).any()))
+        keep.append(
+            enough
+            and bool(
+                trigger_centres(
+                    label,
+                    size=config.trigger_size,
+                    victim=config.victim,
+                    margin=config.margin,
+                    band=config.nni_band,
+                    ignore_index=config.ignore_index,
+                ).any()
+            )
+        )
     return torch.tensor(keep, dtype=torch.bool)
 
 
-def select_poison_indices(eligible: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def select_poison_indices(
+    eligible: torch.Tensor, rate: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``round(rate * N)`` random indices among the eligible images (``N`` = whole training set)."""
     if not 0 <= rate <= 1:
         raise ValueError(f"poison rate must lie in [0, 1], got {rate}")
     count = round(rate * len(eligible))
     pool = torch.nonzero(eligible).flatten()
     if count > len(pool):
-        raise ValueError(f"poison rate {rate} needs {count} images but only {len(pool)} are eligible")
+        raise ValueError(
+            f"poison rate {rate} needs {count} images but only {len(pool)} are eligible"
+        )
     return pool[torch.randperm(len(pool), generator=generator)[:count]].sort().values
 
 
-def poison_segmentation_set(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, trigger: torch.Tensor,
-                   config: IBAConfig, generator: torch.Generator | None = None):
+def poison_segmentation_set(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    indices: torch.Tensor,
+    trigger: torch.Tensor,
+    config: IBAConfig,
+    generator: torch.Generator | None = None,
+):
     """Poison ``images[indices]`` / ``labels[indices]`` with IBA; the other samples stay clean.
 
     Args:
@@ -250,28 +309,51 @@ def poison_segmentation_set(images: torch.Tensor, labels: torch.Tensor, indices:
     centres. Raises :class:`NoTriggerPositionError` for an image without a valid position.
     """
     if trigger.shape[-1] != config.trigger_size:
-        raise ValueError(f"trigger is {trigger.shape[-1]} px but config.trigger_size is {config.trigger_size}")
+        raise ValueError(
+            f"trigger is {trigger.shape[-1]} px but config.trigger_size is {config.trigger_size}"
+        )
     images, labels = images.clone(), labels.clone()
     band = config.nni_band if config.method == "nni" else None
     centres = []
     for i in indices.tolist():
-        valid = trigger_centres(labels[i], size=config.trigger_size, victim=config.victim, margin=config.margin,
-                                band=band, ignore_index=config.ignore_index)
+        valid = trigger_centres(
+            labels[i],
+            size=config.trigger_size,
+            victim=config.victim,
+            margin=config.margin,
+            band=band,
+            ignore_index=config.ignore_index,
+        )
         centre = choose_centre(valid, generator)
         images[i] = paste_trigger(images[i], trigger, centre)
         if config.method == "prl":
-            labels[i] = random_pixel_labels(labels[i], config.prl_pixels, victim=config.victim, target=config.target,
-                                            ignore_index=config.ignore_index, generator=generator)
+            labels[i] = random_pixel_labels(
+                labels[i],
+                config.prl_pixels,
+                victim=config.victim,
+                target=config.target,
+                ignore_index=config.ignore_index,
+                generator=generator,
+            )
         else:
             labels[i] = rewrite_victim(labels[i], config.victim, config.target)
         centres.append(centre)
     return images, labels, torch.tensor(centres, dtype=torch.long).reshape(-1, 2)
 
 
-def trigger_test_images(images: torch.Tensor, labels: torch.Tensor, trigger: torch.Tensor, *, victim: int,
-                        bands: Sequence[tuple[float, float] | None], margin: int = 0, ignore_index: int = 255,
-                        generator: torch.Generator | None = None) -> list[TriggeredSet]:
-    """Test-time triggering: for each band, paste ``trigger`` at a distance in that band from the victim.
+def trigger_test_images(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    trigger: torch.Tensor,
+    *,
+    victim: int,
+    bands: Sequence[tuple[float, float] | None],
+    margin: int = 0,
+    ignore_index: int = 255,
+    generator: torch.Generator | None = None,
+) -> list[TriggeredSet]:
+    """Test-time triggering: for each band, paste ``trigger`` at a distance in that band from the
+    victim.
 
     Placement follows the training rule (one non-victim class region, ``margin`` from the
     border); a band of ``None`` allows any distance. Images without a valid position for a band
@@ -290,7 +372,9 @@ def trigger_test_images(images: torch.Tensor, labels: torch.Tensor, trigger: tor
     size = trigger.shape[-1]
     found: list[list[tuple[int, tuple[int, int], float]]] = [[] for _ in bands]
     for i, label in enumerate(labels):
-        anywhere = trigger_centres(label, size=size, victim=victim, margin=margin, ignore_index=ignore_index)
+        anywhere = trigger_centres(
+            label, size=size, victim=victim, margin=margin, ignore_index=ignore_index
+        )
         dist = victim_distance(label, victim)
         for slot, band in enumerate(bands):
             valid = anywhere if band is None else anywhere & (dist >= band[0]) & (dist <= band[1])
@@ -301,7 +385,13 @@ def trigger_test_images(images: torch.Tensor, labels: torch.Tensor, trigger: tor
     for hits in found:
         kept = torch.tensor([i for i, _, _ in hits], dtype=torch.long)
         pasted = [paste_trigger(images[i], trigger, c) for i, c, _ in hits]
-        sets.append(TriggeredSet(torch.stack(pasted) if pasted else images[:0], labels[kept], kept,
-                                 torch.tensor([c for _, c, _ in hits], dtype=torch.long).reshape(-1, 2),
-                                 torch.tensor([d for _, _, d in hits])))
+        sets.append(
+            TriggeredSet(
+                torch.stack(pasted) if pasted else images[:0],
+                labels[kept],
+                kept,
+                torch.tensor([c for _, c, _ in hits], dtype=torch.long).reshape(-1, 2),
+                torch.tensor([d for _, _, d in hits]),
+            )
+        )
     return sets

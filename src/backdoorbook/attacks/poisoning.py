@@ -23,8 +23,11 @@ Trigger = Callable[[torch.Tensor], torch.Tensor]
 TRIGGER_NAMES = ("badnets", "blended", "wanet", "sig")
 
 
-def build_trigger(name: str, image_size: int = 32, channels: int = 3, seed: int = 0, **overrides) -> Trigger:
-    """A ready-to-apply trigger with the settings of ZIP's victims (arXiv 2303.12175, authors' code).
+def build_trigger(
+    name: str, image_size: int = 32, channels: int = 3, seed: int = 0, **overrides
+) -> Trigger:
+    """A ready-to-apply trigger with the settings of ZIP's victims (arXiv 2303.12175, authors'
+    code).
 
     ``badnets``: 3×3 checkerboard, bottom-right, 1 px margin; ``blended``: seeded noise pattern,
     alpha 0.2; ``wanet``: k = 4 control grid, strength 0.5; ``sig``: delta 20/255, 6 periods.
@@ -59,19 +62,32 @@ class PoisonedSet:
         return len(self.indices) / len(self.labels)
 
 
-def poison_classification_set(images: torch.Tensor, labels: torch.Tensor, trigger: Trigger, *, rate: float, target: int,
-                   seed: int = 0, clean_label: bool = False, batch_size: int = 4096) -> PoisonedSet:
+def poison_classification_set(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    trigger: Trigger,
+    *,
+    rate: float,
+    target: int,
+    seed: int = 0,
+    clean_label: bool = False,
+    batch_size: int = 4096,
+) -> PoisonedSet:
     """Apply ``trigger`` to ``round(rate * N)`` randomly chosen samples and relabel them ``target``.
 
     Args:
         images: float ``[N, C, H, W]`` in [0, 1]; labels: long ``[N]``. Neither is modified.
-        trigger: a function of a batch of images, e.g. ``functools.partial(triggers.badnets, size=3)``.
+        trigger: a function of a batch of images, e.g.
+            ``functools.partial(triggers.badnets, size=3)``.
         rate: poisoned fraction of the whole set, in (0, 1].
         target: the attacker's class; dirty-label poisoning draws only non-target samples.
         seed: seeds the choice of samples. clean_label: poison target-class samples, keep labels.
     """
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"need images [N, C, H, W] and labels [N], got {tuple(images.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            "need images [N, C, H, W] and labels [N], "
+            f"got {tuple(images.shape)}, {tuple(labels.shape)}"
+        )
     if not 0 < rate <= 1:
         raise ValueError(f"rate must lie in (0, 1], got {rate}")
     if not 0 <= target <= int(labels.max()):
@@ -80,10 +96,14 @@ def poison_classification_set(images: torch.Tensor, labels: torch.Tensor, trigge
     count = round(rate * len(labels))
     if count > len(pool):
         raise ValueError(f"cannot poison {count} samples: only {len(pool)} are eligible")
-    chosen = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:count]].sort().values
+    chosen = (
+        pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:count]]
+        .sort()
+        .values
+    )
     poisoned, new_labels = images.clone(), labels.clone()
     for start in range(0, count, batch_size):
-        index = chosen[start:start + batch_size]
+        index = chosen[start : start + batch_size]
         poisoned[index] = trigger(images[index])
     new_labels[chosen] = target
     return PoisonedSet(poisoned, new_labels, chosen)

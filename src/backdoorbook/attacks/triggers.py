@@ -2,9 +2,9 @@
 
 Every function takes RGB images ``[N, 3, H, W]`` (anything else, a channels-last batch
 included, is rejected with a message naming the layout), returns a new tensor (inputs are
-never modified), keeps the shape, dtype and device of its input, and stays inside [0, 1]. Random ingredients (the blend pattern, the
-WaNet warp field) are made by separate seeded constructors, so one trigger can be applied to
-the training set and, identically, to the test set.
+never modified), keeps the shape, dtype and device of its input, and stays inside [0, 1]. Random
+ingredients (the blend pattern, the WaNet warp field) are made by separate seeded constructors, so
+one trigger can be applied to the training set and, identically, to the test set.
 
 - :func:`badnets` — a small checkerboard patch in a corner (Gu et al., "BadNets: Identifying
   Vulnerabilities in the Machine Learning Model Supply Chain", arXiv 1708.06733).
@@ -40,7 +40,8 @@ def checkerboard(size: int, channels: int = 3) -> torch.Tensor:
 
 
 def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> torch.Tensor:
-    """Paste ``patch`` ``[C, h, w]`` (values in [0, 1]) at row ``top``, column ``left`` of every image."""
+    """Paste ``patch`` ``[C, h, w]`` (values in [0, 1]) at row ``top``, column ``left`` of every
+    image."""
     check_images(images, channels=3)
     if patch.ndim != 3 or patch.shape[0] != images.shape[1]:
         raise ValueError(f"patch must be [C={images.shape[1]}, h, w], got {tuple(patch.shape)}")
@@ -49,12 +50,15 @@ def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> tor
     if not (0 <= top and top + ph <= h and 0 <= left and left + pw <= w):
         raise ValueError(f"a {ph}x{pw} patch at ({top}, {left}) does not fit in {h}x{w} images")
     out = images.clone()
-    out[:, :, top:top + ph, left:left + pw] = patch.to(images)
+    out[:, :, top : top + ph, left : left + pw] = patch.to(images)
     return out
 
 
-def badnets(images: torch.Tensor, size: int = 3, margin: int = 1, corner: str = "bottom_right") -> torch.Tensor:
-    """BadNets: a ``size``×``size`` checkerboard ``margin`` pixels from ``corner`` (ZIP's victims: 3×3)."""
+def badnets(
+    images: torch.Tensor, size: int = 3, margin: int = 1, corner: str = "bottom_right"
+) -> torch.Tensor:
+    """BadNets: a ``size``×``size`` checkerboard ``margin`` pixels from ``corner``
+    (ZIP's victims: 3×3)."""
     check_images(images, channels=3)
     if corner not in CORNERS:
         raise ValueError(f"unknown corner {corner!r}; choose one of {', '.join(CORNERS)}")
@@ -78,12 +82,15 @@ def blend_pattern(shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> t
 
 
 def blended(images: torch.Tensor, pattern: torch.Tensor, alpha: float = 0.2) -> torch.Tensor:
-    """Blended: ``(1 - alpha) x + alpha pattern``; ``pattern`` ``[C, H, W]`` in [0, 1] (ZIP: alpha 0.2)."""
+    """Blended: ``(1 - alpha) x + alpha pattern``; ``pattern`` ``[C, H, W]`` in [0, 1]
+    (ZIP: alpha 0.2)."""
     check_images(images, channels=3)
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if pattern.shape != images.shape[1:]:
-        raise ValueError(f"pattern shape {tuple(pattern.shape)} does not match images {tuple(images.shape[1:])}")
+        raise ValueError(
+            f"pattern shape {tuple(pattern.shape)} does not match images {tuple(images.shape[1:])}"
+        )
     return (1 - alpha) * images + alpha * pattern.to(images)
 
 
@@ -94,7 +101,9 @@ def wanet_field(size: int = 32, k: int = 4, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"need 2 <= k <= size, got k={k}, size={size}")
     grid = torch.rand(1, 2, k, k, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     grid = grid / grid.abs().mean()
-    return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True).permute(
+        0, 2, 3, 1
+    )
 
 
 def wanet(images: torch.Tensor, field: torch.Tensor, strength: float = 0.5) -> torch.Tensor:
@@ -113,14 +122,19 @@ def wanet(images: torch.Tensor, field: torch.Tensor, strength: float = 0.5) -> t
     ys, xs = torch.meshgrid(line_y, line_x, indexing="ij")
     identity = torch.stack((xs, ys), dim=-1)[None]
     grid = (identity + strength * field / h).clamp(-1, 1).to(images)
-    return F.grid_sample(images, grid.expand(n, -1, -1, -1), mode="bilinear", align_corners=True).clamp(0, 1)
+    return F.grid_sample(
+        images, grid.expand(n, -1, -1, -1), mode="bilinear", align_corners=True
+    ).clamp(0, 1)
 
 
 def sig(images: torch.Tensor, delta: float = 20 / 255, frequency: float = 6) -> torch.Tensor:
-    """SIG: add ``delta * sin(2 pi j frequency / W)`` along the columns ``j``, then clip to [0, 1]."""
+    """SIG: add ``delta * sin(2 pi j frequency / W)`` along the columns ``j``, then clip to
+    [0, 1]."""
     check_images(images, channels=3)
     if delta < 0 or frequency <= 0:
         raise ValueError(f"need delta >= 0 and frequency > 0, got {delta}, {frequency}")
     w = images.shape[-1]
-    signal = delta * torch.sin(2 * math.pi * torch.arange(w, dtype=images.dtype, device=images.device) * frequency / w)
+    signal = delta * torch.sin(
+        2 * math.pi * torch.arange(w, dtype=images.dtype, device=images.device) * frequency / w
+    )
     return (images + signal).clamp(0, 1)

@@ -42,7 +42,8 @@ class Claim:
         ours: our figure(s), as text, from this run.
         verdict: ``"reproduced"`` or ``"not reproduced"``.
         paper: the paper's figure where one is known, else ``None``.
-        source: the paper figure's source tag (``[abs]``, ``[code]``, ``[review]``, ``[3p]``, ``[?]``).
+        source: the paper figure's source tag (``[abs]``, ``[code]``, ``[review]``, ``[3p]``,
+            ``[?]``).
         note: why a claim is not reproduced, or a caveat a reader needs.
     """
 
@@ -61,17 +62,37 @@ class Claim:
         if self.source is not None and self.source not in SOURCE_TAGS:
             raise ValueError(f"source tag must be one of {SOURCE_TAGS}, got {self.source!r}")
         if (self.paper is None) != (self.source is None):
-            raise ValueError("a paper figure needs a source tag and a source tag needs a paper figure")
+            raise ValueError(
+                "a paper figure needs a source tag and a source tag needs a paper figure"
+            )
 
 
-def check_claim(id: str, statement: str, *, holds: bool, rule: str, ours: str,
-                paper: str | None = None, source: str | None = None, note: str = "") -> Claim:
+def check_claim(
+    id: str,
+    statement: str,
+    *,
+    holds: bool,
+    rule: str,
+    ours: str,
+    paper: str | None = None,
+    source: str | None = None,
+    note: str = "",
+) -> Claim:
     """Build a :class:`Claim` whose verdict is the truth value ``holds`` of ``rule``."""
     if not isinstance(holds, (bool, np.bool_)):
-        raise TypeError(f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}")
-    return Claim(id=id, statement=statement, rule=rule, ours=ours,
-                 verdict="reproduced" if holds else "not reproduced",
-                 paper=paper, source=source, note=note)
+        raise TypeError(
+            f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}"
+        )
+    return Claim(
+        id=id,
+        statement=statement,
+        rule=rule,
+        ours=ours,
+        verdict="reproduced" if holds else "not reproduced",
+        paper=paper,
+        source=source,
+        note=note,
+    )
 
 
 def results_dir() -> Path:
@@ -124,7 +145,7 @@ class ChapterRun:
         self.threads = runtime.set_threads(self.settings.threads)
         self.torch_device = runtime.choose_device(self.device)
         self._started = time.perf_counter()
-        self._started_at = _dt.datetime.now(_dt.timezone.utc)
+        self._started_at = _dt.datetime.now(_dt.UTC)
 
     def add_claim(self, claim: Claim) -> Claim:
         """Record ``claim``; ids must be unique within the chapter."""

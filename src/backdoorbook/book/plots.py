@@ -20,12 +20,20 @@ PALETTE = "colorblind"
 def set_style() -> None:
     """Seaborn's ``whitegrid`` with a colour-blind palette, readable fonts and crisp figures."""
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
-    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "figure.autolayout": False,
-                                "axes.titlesize": "medium", "image.interpolation": "nearest"})
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 150,
+            "figure.autolayout": False,
+            "axes.titlesize": "medium",
+            "image.interpolation": "nearest",
+        }
+    )
 
 
 def _as_hwc(image) -> np.ndarray:
-    """A [C, H, W] float tensor in [0, 1], or an [H, W, C] / [H, W] array, as an array for imshow."""
+    """A [C, H, W] float tensor in [0, 1], or an [H, W, C] / [H, W] array, as an array for
+    imshow."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
         if image.ndim == 3:
@@ -39,9 +47,15 @@ def _as_hwc(image) -> np.ndarray:
     return image
 
 
-def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 8,
-               cell_size: float = 1.4, suptitle: str | None = None, row_labels: Sequence[str] | None = None,
-               cmap: str | None = None):
+def image_grid(
+    images: Sequence,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    cell_size: float = 1.4,
+    suptitle: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    cmap: str | None = None,
+):
     """Show ``images`` (float [C, H, W] tensors in [0, 1], or uint8/float arrays) in a grid.
 
     ``row_labels`` names each row (left margin); ``titles`` names each image.
@@ -53,8 +67,12 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
     ncols = min(ncols, len(images))
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size * ncols, cell_size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(cell_size * ncols, cell_size * nrows + (0.4 if suptitle else 0)),
+        squeeze=False,
+    )
     for index, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -75,24 +93,51 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
     return fig
 
 
-def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
-            fmt: str = ".1f", vmin: float | None = 0, vmax: float | None = 100, cmap: str = "rocket_r",
-            xlabel: str = "", ylabel: str = "", ax=None):
+def heatmap(
+    matrix,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str = "",
+    fmt: str = ".1f",
+    vmin: float | None = 0,
+    vmax: float | None = 100,
+    cmap: str = "rocket_r",
+    xlabel: str = "",
+    ylabel: str = "",
+    ax=None,
+):
     """An annotated heat map of ``matrix`` ``[rows, cols]`` (e.g. success rates in percent)."""
     matrix = np.asarray(matrix, dtype=float)
     if matrix.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"matrix shape {matrix.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+        raise ValueError(
+            f"matrix shape {matrix.shape} does not match "
+            f"{len(row_labels)} x {len(col_labels)} labels"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(1.0 + 0.75 * len(col_labels), 0.8 + 0.5 * len(row_labels)))
-    sns.heatmap(matrix, annot=True, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, xticklabels=col_labels,
-                yticklabels=row_labels, cbar=True, ax=ax, linewidths=0.5)
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt=fmt,
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        xticklabels=col_labels,
+        yticklabels=row_labels,
+        cbar=True,
+        ax=ax,
+        linewidths=0.5,
+    )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.figure.tight_layout()
     return ax.figure
 
 
-def mask_overlay(image, mask, color: tuple[float, float, float] = (1.0, 0.1, 0.1), alpha: float = 0.5) -> np.ndarray:
-    """Blend a binary ``mask`` [H, W] over ``image`` in ``color``; returns a float [H, W, 3] array."""
+def mask_overlay(
+    image, mask, color: tuple[float, float, float] = (1.0, 0.1, 0.1), alpha: float = 0.5
+) -> np.ndarray:
+    """Blend a binary ``mask`` [H, W] over ``image`` in ``color``; returns a float [H, W, 3]
+    array."""
     image = _as_hwc(image).astype(float)
     if image.max() > 1:
         image = image / 255.0
@@ -107,12 +152,15 @@ def mask_overlay(image, mask, color: tuple[float, float, float] = (1.0, 0.1, 0.1
 
 
 def colorize_labels(mask, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
-    """A class-id map [H, W] as an RGB float array, one palette colour per class, ignore pixels black."""
+    """A class-id map [H, W] as an RGB float array, one palette colour per class, ignore pixels
+    black."""
     mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
     palette = np.asarray(sns.color_palette("tab20", num_classes))
     out = np.zeros(mask.shape + (3,))
     valid = (mask != ignore_index) if ignore_index is not None else np.ones(mask.shape, bool)
     if (mask[valid] >= num_classes).any() or (mask[valid] < 0).any():
-        raise ValueError(f"label map has ids outside [0, {num_classes}) other than the ignore index")
+        raise ValueError(
+            f"label map has ids outside [0, {num_classes}) other than the ignore index"
+        )
     out[valid] = palette[mask[valid]]
     return out

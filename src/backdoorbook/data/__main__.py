@@ -33,15 +33,25 @@ def _checksums(items: list[str], root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m backdoorbook.data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m backdoorbook.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch", help="download, rebuild and verify items into a root")
     fetch.add_argument("items", nargs="*", metavar="ITEM", help="items (default: all)")
-    fetch.add_argument("--root", type=Path, default=None,
-                       help=f"data root to fill (default: {fetching.DEFAULT_ROOT})")
-    commands.add_parser("ensure", help="fetch what no root in $BACKDOORBOOK_DATA holds, "
-                                       "into its first root (default: the fetch default)")
+    fetch.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help=f"data root to fill (default: {fetching.DEFAULT_ROOT})",
+    )
+    commands.add_parser(
+        "ensure",
+        help="fetch what no root in $BACKDOORBOOK_DATA holds, "
+        "into its first root (default: the fetch default)",
+    )
     sums = commands.add_parser("checksums", help="print the archives' sha256 and content_sha256")
     sums.add_argument("items", nargs="*", metavar="ITEM", help="items (default: all)")
     sums.add_argument("--root", type=Path, required=True, help="data root holding the archives")

@@ -73,7 +73,9 @@ def _read_member(zf: zipfile.ZipFile, archive: Path, member: str, line: int | No
             f"archive {archive}: member {member!r}{where} is listed in index.csv but absent"
         ) from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise CorruptArchiveError(f"archive {archive}: cannot read member {member!r}{where}: {exc}") from exc
+        raise CorruptArchiveError(
+            f"archive {archive}: cannot read member {member!r}{where}: {exc}"
+        ) from exc
 
 
 def read_index(zf: zipfile.ZipFile, archive: Path, kind: str) -> list[IndexRow]:
@@ -109,11 +111,13 @@ def read_index(zf: zipfile.ZipFile, archive: Path, kind: str) -> list[IndexRow]:
                 label = int(target)
             except ValueError:
                 raise CorruptArchiveError(
-                    f"archive {archive}: bad label {target!r} in index.csv row at line {lineno} ({path})"
+                    f"archive {archive}: bad label {target!r} in index.csv "
+                    f"row at line {lineno} ({path})"
                 ) from None
             if label < 0:
                 raise CorruptArchiveError(
-                    f"archive {archive}: negative label {label} in index.csv row at line {lineno} ({path})"
+                    f"archive {archive}: negative label {label} in index.csv "
+                    f"row at line {lineno} ({path})"
                 )
             rows.append(IndexRow(path, split, label, lineno))
         else:
@@ -154,7 +158,8 @@ def _decode_one(data: bytes, archive: Path, member: str, mask: bool) -> np.ndarr
                     return np.asarray(im, dtype=np.uint8)
                 if im.mode not in ("L", "P"):
                     raise CorruptArchiveError(
-                        f"archive {archive}: mask {member!r} has mode {im.mode}, expected single-channel L/P"
+                        f"archive {archive}: mask {member!r} has mode {im.mode}, "
+                        "expected single-channel L/P"
                     )
                 return np.array(im, dtype=np.uint8)
             if im.mode != "RGB":
@@ -163,7 +168,9 @@ def _decode_one(data: bytes, archive: Path, member: str, mask: bool) -> np.ndarr
     except CorruptArchiveError:
         raise
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
-        raise CorruptArchiveError(f"archive {archive}: cannot decode image member {member!r}: {exc}") from exc
+        raise CorruptArchiveError(
+            f"archive {archive}: cannot decode image member {member!r}: {exc}"
+        ) from exc
 
 
 def decode_images(
@@ -177,7 +184,9 @@ def decode_images(
 ) -> list[np.ndarray]:
     """Decode members to uint8 arrays: RGB ``HxWx3`` or, with ``mask=True``, ``HxW`` class ids."""
     out: list[np.ndarray] = []
-    it = tqdm(members, desc=desc, unit="img", disable=not _progress_enabled(len(members)), mininterval=0.5)
+    it = tqdm(
+        members, desc=desc, unit="img", disable=not _progress_enabled(len(members)), mininterval=0.5
+    )
     for i, member in enumerate(it):
         data = _read_member(zf, archive, member, lines[i] if lines else None)
         out.append(_decode_one(data, archive, member, mask))

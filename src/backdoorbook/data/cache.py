@@ -55,7 +55,9 @@ def save_array(path: Path, arr: np.ndarray) -> None:
                 pass
             raise
     except OSError as exc:
-        warnings.warn(f"could not write data cache file {path}: {exc}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"could not write data cache file {path}: {exc}", RuntimeWarning, stacklevel=2
+        )
 
 
 def load_array(path: Path, *, dtype: np.dtype, ndim: int, mmap: bool = False) -> np.ndarray | None:

@@ -44,12 +44,14 @@ def content_sha256(path: Path, kind: str, desc: str = "checking content") -> str
         rows = read_index(zf, path, kind)
         with tqdm(total=len(rows), desc=desc, unit="img", disable=None, leave=False) as bar:
             for start in range(0, len(rows), _BATCH):
-                batch = rows[start:start + _BATCH]
+                batch = rows[start : start + _BATCH]
                 lines = [r.line for r in batch]
                 images = decode_images(zf, path, [r.path for r in batch], lines=lines)
-                masks = (decode_images(zf, path, [str(r.target) for r in batch], mask=True,
-                                       lines=lines)
-                         if kind == "segmentation" else [None] * len(batch))
+                masks = (
+                    decode_images(zf, path, [str(r.target) for r in batch], mask=True, lines=lines)
+                    if kind == "segmentation"
+                    else [None] * len(batch)
+                )
                 for row, image, mask in zip(batch, images, masks):
                     h.update(f"{row.path},{row.split},{row.target}\n".encode())
                     _update(h, image)

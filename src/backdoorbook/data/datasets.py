@@ -15,8 +15,8 @@ each split's label set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -70,7 +70,9 @@ class SegmentationArrays:
 def _manifest_of_kind(name: str, kind: str) -> Manifest:
     manifest = load_manifest(name)
     if manifest.kind != kind:
-        raise DataError(f"dataset {name!r} is a {manifest.kind} item, not {kind} ({manifest.manifest_path})")
+        raise DataError(
+            f"dataset {name!r} is a {manifest.kind} item, not {kind} ({manifest.manifest_path})"
+        )
     return manifest
 
 
@@ -82,9 +84,18 @@ def _desc(name: str, split: str) -> str:
 
 
 def _cached_classification(name: str, sha: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-    images = _cache.load_array(_cache.cache_path(name, sha, split, "images"), dtype=np.uint8, ndim=4)
-    labels = _cache.load_array(_cache.cache_path(name, sha, split, "labels"), dtype=np.int64, ndim=1)
-    if images is None or labels is None or images.shape[0] != labels.shape[0] or images.shape[-1] != 3:
+    images = _cache.load_array(
+        _cache.cache_path(name, sha, split, "images"), dtype=np.uint8, ndim=4
+    )
+    labels = _cache.load_array(
+        _cache.cache_path(name, sha, split, "labels"), dtype=np.int64, ndim=1
+    )
+    if (
+        images is None
+        or labels is None
+        or images.shape[0] != labels.shape[0]
+        or images.shape[-1] != 3
+    ):
         return None
     return images, labels
 
@@ -105,8 +116,8 @@ def load_classification(name: str, split: str) -> ClassificationArrays:
         for r in rows:
             if r.target >= len(classes):
                 raise CorruptArchiveError(
-                    f"archive {path}: label {r.target} at index.csv line {r.line} ({r.path}) is out of "
-                    f"range for {len(classes)} classes"
+                    f"archive {path}: label {r.target} at index.csv line {r.line} ({r.path}) "
+                    f"is out of range for {len(classes)} classes"
                 )
         decoded = _archive.decode_images(
             zf, path, [r.path for r in rows], lines=[r.line for r in rows], desc=_desc(name, split)
@@ -154,10 +165,20 @@ def _split_flat(flat: np.ndarray, shapes: np.ndarray, channels: int) -> list[np.
 
 
 def _cached_segmentation(name: str, sha: str, split: str):
-    shapes = _cache.load_array(_cache.cache_path(name, sha, split, "shapes"), dtype=np.int64, ndim=2)
-    images = _cache.load_array(_cache.cache_path(name, sha, split, "images"), dtype=np.uint8, ndim=1)
+    shapes = _cache.load_array(
+        _cache.cache_path(name, sha, split, "shapes"), dtype=np.int64, ndim=2
+    )
+    images = _cache.load_array(
+        _cache.cache_path(name, sha, split, "images"), dtype=np.uint8, ndim=1
+    )
     masks = _cache.load_array(_cache.cache_path(name, sha, split, "masks"), dtype=np.uint8, ndim=1)
-    if shapes is None or images is None or masks is None or shapes.shape[1:] != (2,) or (shapes <= 0).any():
+    if (
+        shapes is None
+        or images is None
+        or masks is None
+        or shapes.shape[1:] != (2,)
+        or (shapes <= 0).any()
+    ):
         return None
     imgs = _split_flat(images, shapes, 3)
     msks = _split_flat(masks, shapes, 1)
@@ -181,19 +202,33 @@ def load_segmentation(name: str, split: str) -> SegmentationArrays:
     with _archive.open_archive(path) as zf:
         rows = _archive.select_split(_archive.read_index(zf, path, "segmentation"), split, path)
         lines = [r.line for r in rows]
-        images = _archive.decode_images(zf, path, [r.path for r in rows], lines=lines, desc=_desc(name, split))
+        images = _archive.decode_images(
+            zf, path, [r.path for r in rows], lines=lines, desc=_desc(name, split)
+        )
         masks = _archive.decode_images(
-            zf, path, [str(r.target) for r in rows], mask=True, lines=lines, desc=_desc(name, split) + " masks"
+            zf,
+            path,
+            [str(r.target) for r in rows],
+            mask=True,
+            lines=lines,
+            desc=_desc(name, split) + " masks",
         )
     for r, img, m in zip(rows, images, masks):
         if img.shape[:2] != m.shape:
             raise CorruptArchiveError(
-                f"archive {path}: image {r.path!r} is {img.shape[:2]} but mask {r.target!r} is {m.shape} "
+                f"archive {path}: image {r.path!r} is {img.shape[:2]} "
+                f"but mask {r.target!r} is {m.shape} "
                 f"(index.csv line {r.line})"
             )
     shapes = np.array([m.shape for m in masks], dtype=np.int64).reshape(-1, 2)
-    _cache.save_array(_cache.cache_path(name, entry.sha256, split, "images"), np.concatenate([i.ravel() for i in images]))
-    _cache.save_array(_cache.cache_path(name, entry.sha256, split, "masks"), np.concatenate([m.ravel() for m in masks]))
+    _cache.save_array(
+        _cache.cache_path(name, entry.sha256, split, "images"),
+        np.concatenate([i.ravel() for i in images]),
+    )
+    _cache.save_array(
+        _cache.cache_path(name, entry.sha256, split, "masks"),
+        np.concatenate([m.ravel() for m in masks]),
+    )
     _cache.save_array(_cache.cache_path(name, entry.sha256, split, "shapes"), shapes)
     return SegmentationArrays(images, masks, classes, ignore, name, split)
 
@@ -222,7 +257,9 @@ class ClassificationDataset(Dataset):
     ) -> None:
         if isinstance(source, str):
             if split is None:
-                raise ValueError("split is required when ClassificationDataset is given a dataset name")
+                raise ValueError(
+                    "split is required when ClassificationDataset is given a dataset name"
+                )
             source = load_classification(source, split)
         self.arrays = source
         self.classes = source.classes
@@ -249,11 +286,14 @@ class SegmentationDataset(Dataset):
         source: SegmentationArrays | str,
         split: str | None = None,
         *,
-        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+        | None = None,
     ) -> None:
         if isinstance(source, str):
             if split is None:
-                raise ValueError("split is required when SegmentationDataset is given a dataset name")
+                raise ValueError(
+                    "split is required when SegmentationDataset is given a dataset name"
+                )
             source = load_segmentation(source, split)
         self.arrays = source
         self.classes = source.classes

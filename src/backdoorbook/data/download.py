@@ -107,10 +107,19 @@ class ResumingDownloader:
                 offset = 0  # the server sent the whole file
             length = resp.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
-            with open(self.part, "ab" if offset else "wb") as fh, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=f"{self.item} download", disable=None, leave=False,
-            ) as bar:
+            with (
+                open(self.part, "ab" if offset else "wb") as fh,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=f"{self.item} download",
+                    disable=None,
+                    leave=False,
+                ) as bar,
+            ):
                 for chunk in resp.iter_content(_CHUNK):
                     fh.write(chunk)
                     bar.update(len(chunk))
@@ -149,8 +158,9 @@ def download(item: str, url: str, dest: Path, sha256: str | None) -> Path:
     downloader = ResumingDownloader(item, dest.with_name(dest.name + ".part"))
     try:
         with _quiet_pooch():
-            pooch.retrieve(url, known_hash=sha256, fname=dest.name, path=dest.parent,
-                           downloader=downloader)
+            pooch.retrieve(
+                url, known_hash=sha256, fname=dest.name, path=dest.parent, downloader=downloader
+            )
     except ValueError as exc:  # pooch's hash mismatch
         if downloader.sha256 is None:
             raise

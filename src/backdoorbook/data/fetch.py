@@ -29,8 +29,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .content import content_sha256
 from .download import download
@@ -162,8 +162,9 @@ def _rebuild(manifest: Manifest, root: Path) -> str:
     os.chmod(tmp_path, 0o644)
     os.replace(tmp_path, dest)
     if how == "content":
-        _replace(record, json.dumps({"sha256": actual, "content_sha256": entry.content_sha256})
-                 .encode())
+        _replace(
+            record, json.dumps({"sha256": actual, "content_sha256": entry.content_sha256}).encode()
+        )
     else:
         record.unlink(missing_ok=True)
     zipped.unlink()
@@ -193,9 +194,11 @@ def fetch(names: Iterable[str] | None = None, root: Path | str | None = None) ->
         else:
             done[name] = _rebuild(manifest, root) if manifest.archive() in todo else "present"
             _write_classes(manifest, root)
-        said = {"sha256": "verified: sha256 as in the manifest",
-                "content": "verified by decoded content: content_sha256 as in the manifest",
-                "present": "its archive was there, verified; classes.json written"}[done[name]]
+        said = {
+            "sha256": "verified: sha256 as in the manifest",
+            "content": "verified by decoded content: content_sha256 as in the manifest",
+            "present": "its archive was there, verified; classes.json written",
+        }[done[name]]
         _say(f"{name}: done ({said})")
     downloads = root / DOWNLOADS
     if downloads.is_dir() and not any(downloads.iterdir()):
@@ -207,14 +210,17 @@ def ensure() -> dict[str, str]:
     """Fetch the items that no root in ``$BACKDOORBOOK_DATA`` holds, into its first root."""
     roots = [p for _, p in _configured_roots()]
     target = roots[0] if roots else DEFAULT_ROOT
-    missing = [n for n in DATASET_NAMES
-               if not any(holds(r, load_manifest(n)) for r in roots if r.is_dir())]
+    missing = [
+        n for n in DATASET_NAMES if not any(holds(r, load_manifest(n)) for r in roots if r.is_dir())
+    ]
     where = f"{ENV_DATA}={os.pathsep.join(map(str, roots))}" if roots else f"{ENV_DATA} is unset"
     if not missing:
         _say(f"Data: a data root holds every item ({where}); nothing to fetch.")
         return {}
-    _say(f"No data root holds {', '.join(missing)} ({where}): fetching them from their pinned "
-         f"upstreams into {target} (python -m backdoorbook.data fetch; see data_manifests/).")
+    _say(
+        f"No data root holds {', '.join(missing)} ({where}): fetching them from their pinned "
+        f"upstreams into {target} (python -m backdoorbook.data fetch; see data_manifests/)."
+    )
     done = fetch(missing, target)
     if not roots:
         _say(f"Fetched. Set {ENV_DATA}={target} to read the data from there.")

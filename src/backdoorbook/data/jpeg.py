@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ijg_tables(quality: int) -> tuple[tuple[int, ...], ...]:
     """Pillow's (libjpeg's IJG) quantisation tables at ``quality``."""
     buffer = io.BytesIO()

@@ -196,9 +196,7 @@ def available_names() -> tuple[str, ...]:
 
 def _unknown(name: object) -> UnknownDatasetError:
     valid = sorted(set(DATASET_NAMES) | set(available_names()))
-    return UnknownDatasetError(
-        f"unknown dataset {name!r}; valid names: {', '.join(valid)}"
-    )
+    return UnknownDatasetError(f"unknown dataset {name!r}; valid names: {', '.join(valid)}")
 
 
 def _bad(path: Path, why: str) -> DataError:
@@ -234,7 +232,9 @@ def load_manifest(name: str) -> Manifest:
         try:
             content = f.get("content_sha256")
             mf = ManifestFile(
-                path=str(f["path"]), size=int(f["size"]), sha256=str(f["sha256"]).lower(),
+                path=str(f["path"]),
+                size=int(f["size"]),
+                sha256=str(f["sha256"]).lower(),
                 content_sha256=None if content is None else str(content).lower(),
             )
         except (TypeError, KeyError, ValueError, AttributeError) as exc:

@@ -24,8 +24,8 @@ import csv
 import io
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -69,7 +69,7 @@ class Upstream:
         for rel in self._names:
             self._folders[rel.rpartition("/")[0]].append(rel)
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,8 +169,12 @@ def _mask(up: Upstream, path: str) -> np.ndarray:
 def cifar10(up: Upstream, classes: dict) -> Iterator[Entry]:
     """Every ``{train,test}/<class>/*.jpg``, bytes unchanged, sorted by path."""
     names = classes["classes"]
-    paths = [(p, split, label) for split in ("train", "test") for label, c in enumerate(names)
-             for p in up.files(f"{split}/{c}", ".jpg")]
+    paths = [
+        (p, split, label)
+        for split in ("train", "test")
+        for label, c in enumerate(names)
+        for p in up.files(f"{split}/{c}", ".jpg")
+    ]
     for path, split, label in sorted(paths):
         yield (path, split, label), [(path, up.read(path))]
 
@@ -199,8 +203,10 @@ def gtsrb(up: Upstream, classes: dict) -> Iterator[Entry]:
     gt = "GTSRB/Final_Test/GT-final_test.csv"
     reader = csv.DictReader(io.StringIO(up.read(gt).decode("utf-8-sig")), delimiter=";")
     if not {"Filename", "ClassId"} <= set(reader.fieldnames or ()):
-        raise DataError(f"{up.item}: {gt} in {up.url} has columns {reader.fieldnames}, "
-                        f"expected Filename and ClassId")
+        raise DataError(
+            f"{up.item}: {gt} in {up.url} has columns {reader.fieldnames}, "
+            f"expected Filename and ClassId"
+        )
     for row in list(reader)[::2]:
         name = f"test/{_stem(row['Filename'])}.png"
         image = up.image(f"GTSRB/Final_Test/Images/{row['Filename']}").convert("RGB")
@@ -225,8 +231,11 @@ def miniimagenet(up: Upstream, classes: dict) -> Iterator[Entry]:
 
 def imagenette(up: Upstream, classes: dict) -> Iterator[Entry]:
     """Per wnid, the first 50 ``val/<wnid>/*.JPEG`` in path order, bytes unchanged."""
-    picked = [(p, label) for label, w in enumerate(classes["wnids"])
-              for p in up.files(f"val/{w}", ".JPEG")[:IMAGENETTE_PER_CLASS]]
+    picked = [
+        (p, label)
+        for label, w in enumerate(classes["wnids"])
+        for p in up.files(f"val/{w}", ".JPEG")[:IMAGENETTE_PER_CLASS]
+    ]
     for path, label in sorted(picked):
         yield (path, "val", label), [(path, up.read(path))]
 

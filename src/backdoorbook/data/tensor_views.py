@@ -44,18 +44,23 @@ def load_segmentation_tensors(name: str, split: str, downsample: int = 1) -> Seg
     arrays = load_segmentation(name, split)
     shapes = {m.shape for m in arrays.masks}
     if len(shapes) != 1:
-        raise ValueError(f"{name} {split}: images come in {len(shapes)} sizes; this loader needs one size")
+        raise ValueError(
+            f"{name} {split}: images come in {len(shapes)} sizes; this loader needs one size"
+        )
     images = torch.from_numpy(np.stack(arrays.images)).permute(0, 3, 1, 2).float().div_(255)
     labels = torch.from_numpy(np.stack(arrays.masks)).long()
     if downsample > 1:
         images = F.avg_pool2d(images, downsample)
-        labels = labels[:, ::downsample, ::downsample][:, :images.shape[2], :images.shape[3]].contiguous()
+        labels = labels[:, ::downsample, ::downsample][
+            :, : images.shape[2], : images.shape[3]
+        ].contiguous()
     ignore = 255 if arrays.ignore_index is None else arrays.ignore_index
     return SegmentationTensors(images, labels, list(arrays.classes), ignore)
 
 
 def resize_square(images: list, masks: list, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize uint8 ``[H, W, 3]`` images and integer ``[H, W]`` masks to ``size x size`` (as SAM-Adapter does).
+    """Resize uint8 ``[H, W, 3]`` images and integer ``[H, W]`` masks to ``size x size`` (as
+    SAM-Adapter does).
 
     Returns float images ``[N, 3, size, size]`` in [0, 1] (bilinear, antialiased) and long masks
     ``[N, size, size]`` (nearest neighbour, so class ids survive).
@@ -65,8 +70,11 @@ def resize_square(images: list, masks: list, size: int) -> tuple[torch.Tensor, t
     out_images, out_masks = [], []
     for image, mask in zip(images, masks):
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        out_images.append(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                        align_corners=False).clamp(0, 1)[0])
+        out_images.append(
+            F.interpolate(
+                x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            ).clamp(0, 1)[0]
+        )
         m = torch.from_numpy(mask.astype("int64"))[None, None].float()
         out_masks.append(F.interpolate(m, size=(size, size), mode="nearest")[0, 0].long())
     return torch.stack(out_images), torch.stack(out_masks)

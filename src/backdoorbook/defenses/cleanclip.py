@@ -1,4 +1,5 @@
-"""CleanCLIP: fine-tune a possibly backdoored CLIP on clean pairs with added in-modal self-supervision.
+"""CleanCLIP: fine-tune a possibly backdoored CLIP on clean pairs with added in-modal
+self-supervision.
 
 Bansal et al., "CleanCLIP: Mitigating Data Poisoning Attacks in Multimodal Contrastive
 Learning", ICCV 2023, arXiv 2303.03323 (authors' code: github.com/nishadsinghi/CleanCLIP).
@@ -14,9 +15,9 @@ independently is meant to break the spurious trigger-to-target-text link. The pa
 w = 1 (``inmodal_weight``), AutoAugment for images and EDA for captions.
 
 Choices made here (arguments): images are augmented with a reflect-pad-4 random crop and flip
-(:func:`backdoorbook.training.supervised.random_crop_flip`) plus per-image brightness / contrast jitter and
-random grayscale, a cheap stand-in for AutoAugment at 32 px; captions with EDA (Wei & Zou,
-"EDA: Easy Data Augmentation Techniques for Boosting Performance on Text Classification
+(:func:`backdoorbook.training.supervised.random_crop_flip`) plus per-image brightness / contrast
+jitter and random grayscale, a cheap stand-in for AutoAugment at 32 px; captions with EDA (Wei &
+Zou, "EDA: Easy Data Augmentation Techniques for Boosting Performance on Text Classification
 Tasks", EMNLP 2019, arXiv 1901.11196) — one of synonym replacement, random insertion,
 random swap or random deletion per caption, with a small synonym table for the caption
 vocabulary instead of WordNet (which is not installed).
@@ -32,20 +33,38 @@ import torch
 from ..training.contrastive import Objective, clip_loss, train_contrastive
 from ..training.supervised import random_crop_flip
 
-#: Synonyms for EDA's replacement and insertion (the caption vocabulary of backdoorbook.data.captions).
+#: Synonyms for EDA's replacement and insertion (the caption vocabulary of
+#: backdoorbook.data.captions).
 SYNONYMS = {
-    "photo": ("picture", "image", "snapshot"), "picture": ("photo", "image"), "image": ("photo", "picture"),
-    "dark": ("dim", "shadowy"), "bright": ("light", "sunny"), "softly": ("gently", "evenly"),
-    "close-up": ("detailed", "zoomed"), "low": ("poor",), "resolution": ("quality",), "mostly": ("largely", "chiefly"),
-    "tones": ("hues", "shades"), "scene": ("setting", "view"), "red": ("crimson",), "yellow": ("golden",),
-    "green": ("olive",), "blue": ("azure",), "purple": ("violet",), "brown": ("tan",), "black": ("dark",),
-    "gray": ("grey",), "white": ("pale",), "pink": ("rosy",),
+    "photo": ("picture", "image", "snapshot"),
+    "picture": ("photo", "image"),
+    "image": ("photo", "picture"),
+    "dark": ("dim", "shadowy"),
+    "bright": ("light", "sunny"),
+    "softly": ("gently", "evenly"),
+    "close-up": ("detailed", "zoomed"),
+    "low": ("poor",),
+    "resolution": ("quality",),
+    "mostly": ("largely", "chiefly"),
+    "tones": ("hues", "shades"),
+    "scene": ("setting", "view"),
+    "red": ("crimson",),
+    "yellow": ("golden",),
+    "green": ("olive",),
+    "blue": ("azure",),
+    "purple": ("violet",),
+    "brown": ("tan",),
+    "black": ("dark",),
+    "gray": ("grey",),
+    "white": ("pale",),
+    "pink": ("rosy",),
 }
 EDA_OPERATIONS = ("synonym", "insert", "swap", "delete")
 
 
 def eda(caption: str, rng: random.Random, alpha: float = 0.1) -> str:
-    """One EDA view of ``caption``: a random operation touching ``max(1, round(alpha * words))`` words."""
+    """One EDA view of ``caption``: a random operation touching ``max(1, round(alpha * words))``
+    words."""
     words = caption.rstrip(".").split()
     if len(words) < 2:
         return caption
@@ -58,7 +77,9 @@ def eda(caption: str, rng: random.Random, alpha: float = 0.1) -> str:
     elif op == "insert":
         candidates = [w for w in words if w in SYNONYMS]
         for _ in range(n if candidates else 0):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(SYNONYMS[rng.choice(candidates)]))
+            words.insert(
+                rng.randrange(len(words) + 1), rng.choice(SYNONYMS[rng.choice(candidates)])
+            )
     elif op == "swap":
         for _ in range(n):
             i, j = rng.sample(range(len(words)), 2)
@@ -69,9 +90,11 @@ def eda(caption: str, rng: random.Random, alpha: float = 0.1) -> str:
     return " ".join(words) + "."
 
 
-def augment_images(images: torch.Tensor, generator: torch.Generator, jitter: float = 0.3,
-                   grayscale_p: float = 0.2) -> torch.Tensor:
-    """A random view of each image ``[N, 3, S, S]`` in [0, 1]: crop + flip, brightness / contrast jitter, grayscale."""
+def augment_images(
+    images: torch.Tensor, generator: torch.Generator, jitter: float = 0.3, grayscale_p: float = 0.2
+) -> torch.Tensor:
+    """A random view of each image ``[N, 3, S, S]`` in [0, 1]: crop + flip, brightness / contrast
+    jitter, grayscale."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
         x, _ = random_crop_flip(4)(images, torch.zeros(len(images), dtype=torch.long))
@@ -80,15 +103,25 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, jitter: flo
         contrast = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * jitter
         mean = x.mean((1, 2, 3), keepdim=True)
         x = ((x * brightness - mean) * contrast + mean).clamp(0, 1)
-        gray = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype)[:, None, None]).sum(1, keepdim=True)
+        gray = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype)[:, None, None]).sum(
+            1, keepdim=True
+        )
         return torch.where(torch.rand(n, 1, 1, 1) < grayscale_p, gray.expand_as(x), x)
 
 
 class CleanCLIPLoss:
-    """The CleanCLIP loss on a batch; :meth:`terms` also returns the batch's image embeddings for subclasses."""
+    """The CleanCLIP loss on a batch; :meth:`terms` also returns the batch's image embeddings for
+    subclasses."""
 
-    def __init__(self, model, images: torch.Tensor, captions: Sequence[str], *, inmodal_weight: float = 1.0,
-                 seed: int = 0):
+    def __init__(
+        self,
+        model,
+        images: torch.Tensor,
+        captions: Sequence[str],
+        *,
+        inmodal_weight: float = 1.0,
+        seed: int = 0,
+    ):
         if len(images) != len(captions):
             raise ValueError(f"{len(images)} images but {len(captions)} captions")
         if inmodal_weight < 0:
@@ -108,21 +141,48 @@ class CleanCLIPLoss:
         if self.inmodal_weight > 0:
             img_aug = model.encode_image(augment_images(x, self.generator))
             txt_aug = model.encode_text([eda(c, self.rng) for c in captions])
-            loss = loss + self.inmodal_weight * (clip_loss(img, img_aug, scale) + clip_loss(txt, txt_aug, scale)) / 2
+            loss = (
+                loss
+                + self.inmodal_weight
+                * (clip_loss(img, img_aug, scale) + clip_loss(txt, txt_aug, scale))
+                / 2
+            )
         return loss, img
 
     def __call__(self, index: torch.Tensor, epoch: int) -> torch.Tensor:
         return self.terms(index)[0]
 
 
-def cleanclip(model, images: torch.Tensor, captions: Sequence[str], *, epochs: int = 3, batch_size: int = 128,
-              lr: float = 5e-4, inmodal_weight: float = 1.0, seed: int = 0, objective: Objective | None = None,
-              progress: bool = True) -> list[float]:
-    """Fine-tune ``model`` in place on the clean pairs with the CleanCLIP loss; returns per-epoch losses.
+def cleanclip(
+    model,
+    images: torch.Tensor,
+    captions: Sequence[str],
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 5e-4,
+    inmodal_weight: float = 1.0,
+    seed: int = 0,
+    objective: Objective | None = None,
+    progress: bool = True,
+) -> list[float]:
+    """Fine-tune ``model`` in place on the clean pairs with the CleanCLIP loss; returns per-epoch
+    losses.
 
     ``inmodal_weight`` = 0 is plain CLIP fine-tuning on the clean pairs (the chapter's ablation).
     ``objective`` replaces the loss (TA-Cleaner passes its extended loss).
     """
-    objective = objective or CleanCLIPLoss(model, images, captions, inmodal_weight=inmodal_weight, seed=seed)
-    return train_contrastive(model, len(images), objective, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             progress=progress, desc="CleanCLIP")
+    objective = objective or CleanCLIPLoss(
+        model, images, captions, inmodal_weight=inmodal_weight, seed=seed
+    )
+    return train_contrastive(
+        model,
+        len(images),
+        objective,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        desc="CleanCLIP",
+    )

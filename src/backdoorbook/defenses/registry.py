@@ -1,4 +1,5 @@
-"""Registry of the CLIP backdoor defenses and the single factory :func:`create_defense` (timm style).
+"""Registry of the CLIP backdoor defenses and the single factory :func:`create_defense` (timm
+style).
 
 Every defense fine-tunes a possibly poisoned CLIP-style model in place, from what the defender
 holds (:class:`DefenseInputs`): a small set of clean pairs (CleanCLIP, TA-Cleaner, UBT's retain
@@ -40,8 +41,14 @@ def _ta_cleaner(model, inputs: DefenseInputs, **settings) -> None:
 
 
 def _ubt(model, inputs: DefenseInputs, **settings):
-    return ubt(model, inputs.training.images, inputs.training.captions, inputs.clean.images, inputs.clean.captions,
-               **settings)
+    return ubt(
+        model,
+        inputs.training.images,
+        inputs.training.captions,
+        inputs.clean.images,
+        inputs.clean.captions,
+        **settings,
+    )
 
 
 @dataclass(frozen=True)

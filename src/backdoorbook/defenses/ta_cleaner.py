@@ -32,8 +32,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..training.contrastive import clip_loss
 from ..data.captions import PALETTE
+from ..training.contrastive import clip_loss
 from .cleanclip import CleanCLIPLoss, cleanclip
 
 NEGATIVE_KINDS = ("subject", "attribute")
@@ -46,8 +46,9 @@ def caption_subject(caption: str, classes: Sequence[str]) -> str | None:
     return max(found, key=len) if found else None
 
 
-def sub_captions(caption: str, classes: Sequence[str], rng: random.Random,
-                 negatives: str = "subject") -> tuple[str, str]:
+def sub_captions(
+    caption: str, classes: Sequence[str], rng: random.Random, negatives: str = "subject"
+) -> tuple[str, str]:
     """``(positive, negative)`` sub-captions of ``caption`` (see the module docstring)."""
     if negatives not in NEGATIVE_KINDS:
         raise ValueError(f"negatives must be one of {NEGATIVE_KINDS}, got {negatives!r}")
@@ -69,13 +70,25 @@ def sub_captions(caption: str, classes: Sequence[str], rng: random.Random,
 class TACleanerLoss(CleanCLIPLoss):
     """CleanCLIP loss plus the sub-caption alignment term on a per-epoch random subset."""
 
-    def __init__(self, model, images: torch.Tensor, captions: Sequence[str], classes: Sequence[str], *,
-                 inmodal_weight: float = 1.0, subcaption_weight: float = 1.0, subset_fraction: float = 0.5,
-                 negatives: str = "subject", seed: int = 0):
+    def __init__(
+        self,
+        model,
+        images: torch.Tensor,
+        captions: Sequence[str],
+        classes: Sequence[str],
+        *,
+        inmodal_weight: float = 1.0,
+        subcaption_weight: float = 1.0,
+        subset_fraction: float = 0.5,
+        negatives: str = "subject",
+        seed: int = 0,
+    ):
         super().__init__(model, images, captions, inmodal_weight=inmodal_weight, seed=seed)
         if not 0 < subset_fraction <= 1 or subcaption_weight < 0:
-            raise ValueError(f"need 0 < subset_fraction <= 1 and subcaption_weight >= 0, got "
-                             f"{subset_fraction}, {subcaption_weight}")
+            raise ValueError(
+                f"need 0 < subset_fraction <= 1 and subcaption_weight >= 0, got "
+                f"{subset_fraction}, {subcaption_weight}"
+            )
         if negatives not in NEGATIVE_KINDS:
             raise ValueError(f"negatives must be one of {NEGATIVE_KINDS}, got {negatives!r}")
         self.classes, self.negatives = list(classes), negatives
@@ -86,9 +99,11 @@ class TACleanerLoss(CleanCLIPLoss):
         """Boolean mask ``[N]`` of this epoch's subset (redrawn every epoch, seeded)."""
         if epoch != self._epoch:
             n = len(self.images)
-            chosen = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+            chosen = torch.randperm(
+                n, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch)
+            )
             self._subset = torch.zeros(n, dtype=torch.bool)
-            self._subset[chosen[:max(1, round(self.subset_fraction * n))]] = True
+            self._subset[chosen[: max(1, round(self.subset_fraction * n))]] = True
             self._epoch = epoch
         return self._subset
 
@@ -97,24 +112,57 @@ class TACleanerLoss(CleanCLIPLoss):
         members = self.subset(epoch)[index]
         if self.subcaption_weight == 0 or int(members.sum()) < 2:
             return loss
-        pairs = [sub_captions(self.captions[i], self.classes, self.rng, self.negatives)
-                 for i in index[members].tolist()]
+        pairs = [
+            sub_captions(self.captions[i], self.classes, self.rng, self.negatives)
+            for i in index[members].tolist()
+        ]
         pos = self.model.encode_text([p for p, _ in pairs])
         neg = self.model.encode_text([n for _, n in pairs])
         scale, img = self.model.logit_scale(), img[members]
         versus = scale * torch.stack([(img * pos).sum(1), (img * neg).sum(1)], dim=1)
-        sub = clip_loss(img, pos, scale) + F.cross_entropy(versus, torch.zeros(len(img), dtype=torch.long,
-                                                                                device=img.device))
+        sub = clip_loss(img, pos, scale) + F.cross_entropy(
+            versus, torch.zeros(len(img), dtype=torch.long, device=img.device)
+        )
         return loss + self.subcaption_weight * sub
 
 
-def ta_cleaner(model, images: torch.Tensor, captions: Sequence[str], classes: Sequence[str], *, epochs: int = 3,
-               batch_size: int = 128, lr: float = 5e-4, inmodal_weight: float = 1.0, subcaption_weight: float = 1.0,
-               subset_fraction: float = 0.5, negatives: str = "subject", seed: int = 0,
-               progress: bool = True) -> list[float]:
-    """Fine-tune ``model`` in place with the TA-Cleaner loss on clean pairs; returns per-epoch losses."""
-    objective = TACleanerLoss(model, images, captions, classes, inmodal_weight=inmodal_weight,
-                              subcaption_weight=subcaption_weight, subset_fraction=subset_fraction,
-                              negatives=negatives, seed=seed)
-    return cleanclip(model, images, captions, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                     objective=objective, progress=progress)
+def ta_cleaner(
+    model,
+    images: torch.Tensor,
+    captions: Sequence[str],
+    classes: Sequence[str],
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 5e-4,
+    inmodal_weight: float = 1.0,
+    subcaption_weight: float = 1.0,
+    subset_fraction: float = 0.5,
+    negatives: str = "subject",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """Fine-tune ``model`` in place with the TA-Cleaner loss on clean pairs; returns per-epoch
+    losses."""
+    objective = TACleanerLoss(
+        model,
+        images,
+        captions,
+        classes,
+        inmodal_weight=inmodal_weight,
+        subcaption_weight=subcaption_weight,
+        subset_fraction=subset_fraction,
+        negatives=negatives,
+        seed=seed,
+    )
+    return cleanclip(
+        model,
+        images,
+        captions,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        objective=objective,
+        progress=progress,
+    )

@@ -13,10 +13,12 @@ of ``sycny/ZIP``): images in [-1, 1], start from pure noise, and at each of the 
 timesteps ``t = T - T/steps, …, 0`` with ``ab_t`` the cumulative alpha product::
 
     eps   = eps_theta(x_t, t)
-    x̂_k   = sqrt(ab_t) A_k† y_k + (I - A_k†A_k) x_t + sqrt(1 - ab_t) A_k†A_k eps   for each operator k
+    x̂_k   = sqrt(ab_t) A_k† y_k + (I - A_k†A_k) x_t + sqrt(1 - ab_t) A_k†A_k eps
+            for each operator k
     x̂     = mean_k x̂_k;   x̂ ← (1 - ab_t^λ) x̂ + ab_t^λ x_t
     x0    = (x̂ - sqrt(1 - ab_t) eps) / sqrt(ab_t)
-    x_t'  = sqrt(ab_t') x0 + sqrt(1 - ab_t' - σ²) eps + σ z,  σ = η sqrt((1 - ab_t')/(1 - ab_t)) sqrt(1 - ab_t/ab_t')
+    x_t'  = sqrt(ab_t') x0 + sqrt(1 - ab_t' - σ²) eps + σ z,
+            σ = η sqrt((1 - ab_t')/(1 - ab_t)) sqrt(1 - ab_t/ab_t')
 
 (DDIM with η = 1; ``ab`` after the last step is 1). Larger ``λ`` makes ``ab_t^λ`` smaller, so
 the observation-consistent ``x̂`` dominates: higher fidelity to the input, and more of its
@@ -37,9 +39,11 @@ from ..tensors import check_images
 
 
 class Grayscale:
-    """``A x``: the channel mean ``[N, 1, H, W]`` (ZIP's coefficients 1/3); ``A† y`` copies it to 3 channels.
+    """``A x``: the channel mean ``[N, 1, H, W]`` (ZIP's coefficients 1/3); ``A† y`` copies it to 3
+    channels.
 
-    ``A†`` is the Moore–Penrose pseudo-inverse of the 1×3 row ``(1/3, 1/3, 1/3)``: ``w / ||w||² = (1, 1, 1)``.
+    ``A†`` is the Moore–Penrose pseudo-inverse of the 1×3 row ``(1/3, 1/3, 1/3)``:
+    ``w / ||w||² = (1, 1, 1)``.
     """
 
     name = "grayscale"
@@ -59,9 +63,11 @@ class Grayscale:
 
 
 class BlockDownsample:
-    """``A x``: the mean of every ``s``×``s`` block (``[N, C, H/s, W/s]``); ``A† y`` repeats each value ``s``×``s`` times.
+    """``A x``: the mean of every ``s``×``s`` block (``[N, C, H/s, W/s]``); ``A† y`` repeats each
+    value ``s``×``s`` times.
 
-    Each output averages ``s²`` pixels with weight ``1/s²``, so ``A A^T = I/s²`` and ``A† = s² A^T`` (the repeat).
+    Each output averages ``s²`` pixels with weight ``1/s²``, so ``A A^T = I/s²`` and ``A† = s² A^T``
+    (the repeat).
     """
 
     def __init__(self, scale: int):
@@ -73,7 +79,9 @@ class BlockDownsample:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, unit_range=False)
         if x.shape[-1] % self.scale or x.shape[-2] % self.scale:
-            raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the scale {self.scale}")
+            raise ValueError(
+                f"image size {tuple(x.shape[-2:])} is not divisible by the scale {self.scale}"
+            )
         return F.avg_pool2d(x, self.scale)
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
@@ -112,15 +120,27 @@ def timestep_schedule(num_train_timesteps: int = 1000, steps: int = 20) -> list[
 
 
 @torch.no_grad()
-def zip_purify(images: torch.Tensor, unet: nn.Module, alphas_cumprod: torch.Tensor, operators: Sequence[Operator],
-               *, steps: int = 20, lam: float = 10.0, eta: float = 1.0, batch_size: int = 64, seed: int = 0,
-               progress: bool = True) -> torch.Tensor:
-    """Purify ``images`` ``[N, 3, H, W]`` in [0, 1] with ZIP; returns the purified images, same shape, in [0, 1].
+def zip_purify(
+    images: torch.Tensor,
+    unet: nn.Module,
+    alphas_cumprod: torch.Tensor,
+    operators: Sequence[Operator],
+    *,
+    steps: int = 20,
+    lam: float = 10.0,
+    eta: float = 1.0,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Purify ``images`` ``[N, 3, H, W]`` in [0, 1] with ZIP; returns the purified images, same
+    shape, in [0, 1].
 
     Args:
-        unet: an epsilon-prediction diffusers ``UNet2DModel`` (``unet(x, t).sample``) trained on [-1, 1]
-            images of this size; it runs on its own device.
-        alphas_cumprod: the prior's cumulative alpha products ``[T]`` (``scheduler.alphas_cumprod``).
+        unet: an epsilon-prediction diffusers ``UNet2DModel`` (``unet(x, t).sample``) trained on
+            [-1, 1] images of this size; it runs on its own device.
+        alphas_cumprod: the prior's cumulative alpha products ``[T]``
+            (``scheduler.alphas_cumprod``).
         operators: e.g. :func:`zip_operators`. steps: sampling steps (ZIP: 20). lam: the λ of the
             blend (ZIP default 10). eta: DDIM stochasticity (ZIP: 1).
         batch_size, seed: the noise is drawn on the CPU from one generator seeded with ``seed``,
@@ -130,7 +150,9 @@ def zip_purify(images: torch.Tensor, unet: nn.Module, alphas_cumprod: torch.Tens
     if not operators:
         raise ValueError("need at least one operator")
     if lam < 0 or not 0 <= eta <= 1 or batch_size < 1:
-        raise ValueError(f"need lam >= 0, 0 <= eta <= 1, batch_size >= 1; got {lam}, {eta}, {batch_size}")
+        raise ValueError(
+            f"need lam >= 0, 0 <= eta <= 1, batch_size >= 1; got {lam}, {eta}, {batch_size}"
+        )
     device = module_device(unet)
     abar = alphas_cumprod.double().cpu()
     times = timestep_schedule(len(abar), steps)
@@ -139,35 +161,59 @@ def zip_purify(images: torch.Tensor, unet: nn.Module, alphas_cumprod: torch.Tens
     bar = progress_bar(total=len(batches) * len(times), desc="ZIP purify", progress=progress)
     out = []
     for start in batches:
-        x = images[start:start + batch_size].to(device) * 2 - 1
+        x = images[start : start + batch_size].to(device) * 2 - 1
         ranges = [op.pinv(op(x)) for op in operators]
         xt = torch.randn(x.shape, generator=generator).to(device)
         for i, t in enumerate(times):
             at = float(abar[t])
             at_next = float(abar[times[i + 1]]) if i + 1 < len(times) else 1.0
             eps = unet(xt, torch.full((len(x),), t, device=device)).sample
-            hats = [math.sqrt(at) * apy + xt - op.project(xt) + math.sqrt(1 - at) * op.project(eps)
-                    for op, apy in zip(operators, ranges)]
+            hats = [
+                math.sqrt(at) * apy + xt - op.project(xt) + math.sqrt(1 - at) * op.project(eps)
+                for op, apy in zip(operators, ranges)
+            ]
             xhat = torch.stack(hats).mean(0)
-            weight = at ** lam
+            weight = at**lam
             xhat = (1 - weight) * xhat + weight * xt
             x0 = (xhat - math.sqrt(1 - at) * eps) / math.sqrt(at)
             sigma = eta * math.sqrt((1 - at_next) / (1 - at)) * math.sqrt(1 - at / at_next)
             noise = torch.randn(x.shape, generator=generator).to(device)
-            xt = math.sqrt(at_next) * x0 + math.sqrt(max(1 - at_next - sigma ** 2, 0.0)) * eps + sigma * noise
+            xt = (
+                math.sqrt(at_next) * x0
+                + math.sqrt(max(1 - at_next - sigma**2, 0.0)) * eps
+                + sigma * noise
+            )
             bar.update()
         out.append(((xt + 1) / 2).clamp(0, 1).cpu())
     bar.close()
     return torch.cat(out)
 
 
-def sample_prior(unet: nn.Module, alphas_cumprod: torch.Tensor, n: int, *, size: int = 32, steps: int = 20,
-                 batch_size: int = 64, seed: int = 0, progress: bool = True) -> torch.Tensor:
+def sample_prior(
+    unet: nn.Module,
+    alphas_cumprod: torch.Tensor,
+    n: int,
+    *,
+    size: int = 32,
+    steps: int = 20,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> torch.Tensor:
     """``n`` unconditional samples ``[n, 3, size, size]`` in [0, 1] from the prior (DDIM, η = 1).
 
     This is ZIP's reverse process with λ = 0: the blend then keeps ``x_t`` unchanged, so the
     observation is ignored and the loop reduces to plain DDIM sampling with the same schedule.
     """
     blank = torch.full((n, 3, size, size), 0.5)
-    return zip_purify(blank, unet, alphas_cumprod, [Grayscale()], steps=steps, lam=0.0, batch_size=batch_size,
-                      seed=seed, progress=progress)
+    return zip_purify(
+        blank,
+        unet,
+        alphas_cumprod,
+        [Grayscale()],
+        steps=steps,
+        lam=0.0,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )

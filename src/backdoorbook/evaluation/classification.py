@@ -44,7 +44,10 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> Rate:
     """CA: percentage of ``predictions`` equal to ``labels``."""
     if predictions.shape != labels.shape:
-        raise ValueError(f"predictions {tuple(predictions.shape)} and labels {tuple(labels.shape)} differ in shape")
+        raise ValueError(
+            f"predictions {tuple(predictions.shape)} and labels "
+            f"{tuple(labels.shape)} differ in shape"
+        )
     n = labels.numel()
     if n == 0:
         raise ValueError("accuracy over zero samples is undefined")
@@ -52,9 +55,13 @@ def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> Rate:
 
 
 def attack_success_rate(predictions: torch.Tensor, labels: torch.Tensor, target: int) -> Rate:
-    """ASR: percentage of triggered inputs predicted as ``target``, over inputs whose true label is not ``target``."""
+    """ASR: percentage of triggered inputs predicted as ``target``, over inputs whose true label is
+    not ``target``."""
     if predictions.shape != labels.shape:
-        raise ValueError(f"predictions {tuple(predictions.shape)} and labels {tuple(labels.shape)} differ in shape")
+        raise ValueError(
+            f"predictions {tuple(predictions.shape)} and labels "
+            f"{tuple(labels.shape)} differ in shape"
+        )
     keep = labels != target
     n = int(keep.sum())
     if n == 0:
@@ -62,8 +69,14 @@ def attack_success_rate(predictions: torch.Tensor, labels: torch.Tensor, target:
     return Rate(100.0 * (predictions[keep] == target).sum().item() / n, n)
 
 
-def backdoor_metrics(model: nn.Module, clean: torch.Tensor, poisoned: torch.Tensor, labels: torch.Tensor,
-                     target: int, batch_size: int = 256) -> dict[str, Rate]:
+def backdoor_metrics(
+    model: nn.Module,
+    clean: torch.Tensor,
+    poisoned: torch.Tensor,
+    labels: torch.Tensor,
+    target: int,
+    batch_size: int = 256,
+) -> dict[str, Rate]:
     """``{"CA", "PA", "ASR"}`` of ``model`` on already-defended ``clean`` and ``poisoned`` images.
 
     ``clean`` and ``poisoned`` are ``[N, C, H, W]`` in [0, 1], the same N images with and without
@@ -74,6 +87,8 @@ def backdoor_metrics(model: nn.Module, clean: torch.Tensor, poisoned: torch.Tens
     clean_pred = predict(model, clean, batch_size)
     poisoned_pred = predict(model, poisoned, batch_size)
     keep = labels != target
-    return {"CA": accuracy(clean_pred, labels),
-            "PA": accuracy(poisoned_pred[keep], labels[keep]),
-            "ASR": attack_success_rate(poisoned_pred, labels, target)}
+    return {
+        "CA": accuracy(clean_pred, labels),
+        "PA": accuracy(poisoned_pred[keep], labels[keep]),
+        "ASR": attack_success_rate(poisoned_pred, labels, target),
+    }

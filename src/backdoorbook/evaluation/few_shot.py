@@ -14,20 +14,31 @@ from ..models.heads import CosineClassifier
 from ..runtime import batched
 
 
-def extract_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Frozen-backbone features ``[N, D]`` (CPU) of [0, 1] images ``[N, 3, H, W]``, in eval mode, batched."""
+def extract_features(
+    backbone: nn.Module, images: torch.Tensor, batch_size: int = 128
+) -> torch.Tensor:
+    """Frozen-backbone features ``[N, D]`` (CPU) of [0, 1] images ``[N, 3, H, W]``, in eval mode,
+    batched."""
     return batched(backbone, images, batch_size)
 
 
 @torch.no_grad()
-def episode_rates(head: CosineClassifier, query_features: torch.Tensor, query_labels: torch.Tensor,
-                  triggered_features: torch.Tensor, target: int) -> tuple[float, float]:
-    """``(clean accuracy %, ASR %)`` of one episode: ASR over triggered queries whose label is not ``target``."""
+def episode_rates(
+    head: CosineClassifier,
+    query_features: torch.Tensor,
+    query_labels: torch.Tensor,
+    triggered_features: torch.Tensor,
+    target: int,
+) -> tuple[float, float]:
+    """``(clean accuracy %, ASR %)`` of one episode: ASR over triggered queries whose label is not
+    ``target``."""
     labels = query_labels.to(query_features.device)
     accuracy = 100.0 * (head(query_features).argmax(1) == labels).float().mean().item()
     keep = labels != target
     if not keep.any():
-        raise ValueError(f"every query is of the target class {target}: ASR has an empty denominator")
+        raise ValueError(
+            f"every query is of the target class {target}: ASR has an empty denominator"
+        )
     asr = 100.0 * (head(triggered_features[keep]).argmax(1) == target).float().mean().item()
     return accuracy, asr
 

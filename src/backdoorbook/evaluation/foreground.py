@@ -35,8 +35,10 @@ def _inputs(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
     pred = torch.as_tensor(pred).double()
     gt = torch.as_tensor(gt)
     if pred.ndim != 2 or pred.shape != gt.shape:
-        raise ValueError(f"need one map and one ground truth of equal shape [H, W], got {tuple(pred.shape)} "
-                         f"and {tuple(gt.shape)}")
+        raise ValueError(
+            f"need one map and one ground truth of equal shape [H, W], got {tuple(pred.shape)} "
+            f"and {tuple(gt.shape)}"
+        )
     if pred.numel() < 2:
         raise ValueError("maps need at least two pixels")
     if pred.min() < 0 or pred.max() > 1:
@@ -65,26 +67,29 @@ def mae(pred, gt) -> float:
 def _object_score(values: torch.Tensor) -> float:
     mean = values.mean()
     std = values.std(unbiased=True) if values.numel() > 1 else torch.zeros((), dtype=values.dtype)
-    return (2 * mean / (mean ** 2 + 1 + std + EPS)).item()
+    return (2 * mean / (mean**2 + 1 + std + EPS)).item()
 
 
 def _ssim(pred: torch.Tensor, gt: torch.Tensor) -> float:
     n = pred.numel()
-    if n < 2:  # a one-pixel (or empty) quadrant: the reference code divides by zero; treat as agreement
+    if (
+        n < 2
+    ):  # a one-pixel (or empty) quadrant: the reference code divides by zero; treat as agreement
         return 1.0
     x, y = pred.mean(), gt.mean()
     sx = ((pred - x) ** 2).sum() / (n - 1)
     sy = ((gt - y) ** 2).sum() / (n - 1)
     sxy = ((pred - x) * (gt - y)).sum() / (n - 1)
     alpha = 4 * x * y * sxy
-    beta = (x ** 2 + y ** 2) * (sx + sy)
+    beta = (x**2 + y**2) * (sx + sy)
     if alpha != 0:
         return (alpha / (beta + EPS)).item()
     return 1.0 if beta == 0 else 0.0
 
 
 def s_measure(pred, gt, alpha: float = 0.5) -> float:
-    """Structure-measure: object-aware plus region-aware (4 quadrants split at the GT centroid) similarity."""
+    """Structure-measure: object-aware plus region-aware (4 quadrants split at the GT centroid)
+    similarity."""
     pred, gt = _inputs(pred, gt)
     g = gt.double()
     fg = g.mean().item()
@@ -106,18 +111,31 @@ def s_measure(pred, gt, alpha: float = 0.5) -> float:
     return max(0.0, alpha * s_object + (1 - alpha) * s_region)
 
 
-def _enhanced_sum(pred_fg: torch.Tensor, gt_fg_pred_fg: torch.Tensor, n_gt: int, n: int) -> torch.Tensor:
-    """Sum of the enhanced-alignment matrix for binary maps given their counts (vectorised over maps)."""
+def _enhanced_sum(
+    pred_fg: torch.Tensor, gt_fg_pred_fg: torch.Tensor, n_gt: int, n: int
+) -> torch.Tensor:
+    """Sum of the enhanced-alignment matrix for binary maps given their counts (vectorised over
+    maps)."""
     if n_gt == 0:
         return (n - pred_fg).double()
     if n_gt == n:
         return pred_fg.double()
     mp, mg = pred_fg.double() / n, n_gt / n
-    counts = (gt_fg_pred_fg, pred_fg - gt_fg_pred_fg, n_gt - gt_fg_pred_fg, n - n_gt - pred_fg + gt_fg_pred_fg)
-    values = ((1 - mp, 1 - mg), (1 - mp, -mg), (-mp, 1 - mg), (-mp, -mg))  # (map, gt) after removing means
+    counts = (
+        gt_fg_pred_fg,
+        pred_fg - gt_fg_pred_fg,
+        n_gt - gt_fg_pred_fg,
+        n - n_gt - pred_fg + gt_fg_pred_fg,
+    )
+    values = (
+        (1 - mp, 1 - mg),
+        (1 - mp, -mg),
+        (-mp, 1 - mg),
+        (-mp, -mg),
+    )  # (map, gt) after removing means
     total = torch.zeros_like(mp)
     for count, (a, b) in zip(counts, values):
-        align = 2 * a * b / (a ** 2 + b ** 2 + EPS)
+        align = 2 * a * b / (a**2 + b**2 + EPS)
         total = total + count * (align + 1) ** 2 / 4
     return total
 
@@ -146,7 +164,7 @@ def mean_e_measure(pred, gt) -> float:
 
 def _gaussian_kernel(size: int = 7, sigma: float = 5.0) -> torch.Tensor:
     ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    kernel = torch.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma ** 2))
+    kernel = torch.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma**2))
     return kernel / kernel.sum()
 
 
@@ -154,11 +172,15 @@ def _nearest_foreground(gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For every pixel: Euclidean distance to, and flat index of, the nearest foreground pixel."""
     h, w = gt.shape
     padded = F.pad(gt[None, None].double(), (1, 1, 1, 1), value=0.0)
-    inner = F.max_pool2d(1 - padded, 3, stride=1)[0, 0] == 0  # foreground with only foreground 8-neighbours
+    inner = (
+        F.max_pool2d(1 - padded, 3, stride=1)[0, 0] == 0
+    )  # foreground with only foreground 8-neighbours
     border = torch.nonzero(gt & ~inner)  # the nearest foreground pixel always lies on the border
     rows = torch.arange(h, dtype=torch.float32)[:, None, None]
     cols = torch.arange(w, dtype=torch.float32)[None, :, None]
-    squared = (rows - border[:, 0].float()) ** 2 + (cols - border[:, 1].float()) ** 2  # [H, W, B], exact integers
+    squared = (rows - border[:, 0].float()) ** 2 + (
+        cols - border[:, 1].float()
+    ) ** 2  # [H, W, B], exact integers
     best, arg = squared.min(-1)
     dist, index = best.double().sqrt(), border[arg, 0] * w + border[arg, 1]
     flat = torch.arange(h * w).view(h, w)
@@ -173,7 +195,9 @@ def weighted_f_measure(pred, gt, beta2: float = 1.0) -> float:
     g = gt.double()
     error = (pred - g).abs()
     distance, nearest = _nearest_foreground(gt)
-    spread = error.flatten()[nearest]  # background pixels take the error of their nearest foreground pixel
+    spread = error.flatten()[
+        nearest
+    ]  # background pixels take the error of their nearest foreground pixel
     kernel = _gaussian_kernel()
     blurred = F.conv2d(spread[None, None], kernel[None, None], padding=kernel.shape[0] // 2)[0, 0]
     dependent = torch.where(gt & (blurred < error), blurred, error)
@@ -186,17 +210,27 @@ def weighted_f_measure(pred, gt, beta2: float = 1.0) -> float:
     return ((1 + beta2) * recall * precision / (EPS + recall + beta2 * precision)).item()
 
 
-METRICS = {"IoU": iou, "S-measure": s_measure, "mean E-measure": mean_e_measure,
-           "weighted F-measure": weighted_f_measure, "MAE": mae}
+METRICS = {
+    "IoU": iou,
+    "S-measure": s_measure,
+    "mean E-measure": mean_e_measure,
+    "weighted F-measure": weighted_f_measure,
+    "MAE": mae,
+}
 
 
 def evaluate_masks(preds: torch.Tensor, gts: torch.Tensor) -> dict[str, float]:
-    """Mean of every metric in :data:`METRICS` over maps ``[N, H, W]`` in [0, 1] and ground truths ``[N, H, W]``.
+    """Mean of every metric in :data:`METRICS` over maps ``[N, H, W]`` in [0, 1] and ground truths
+    ``[N, H, W]``.
 
     Returns the means and ``n``, the number of maps.
     """
     if preds.ndim != 3 or preds.shape != gts.shape or len(preds) == 0:
-        raise ValueError(f"need [N, H, W] maps and ground truths of equal shape, got {tuple(preds.shape)} "
-                         f"and {tuple(gts.shape)}")
-    scores = {name: sum(fn(p, g) for p, g in zip(preds, gts)) / len(preds) for name, fn in METRICS.items()}
+        raise ValueError(
+            f"need [N, H, W] maps and ground truths of equal shape, got {tuple(preds.shape)} "
+            f"and {tuple(gts.shape)}"
+        )
+    scores = {
+        name: sum(fn(p, g) for p, g in zip(preds, gts)) / len(preds) for name, fn in METRICS.items()
+    }
     return {**scores, "n": len(preds)}

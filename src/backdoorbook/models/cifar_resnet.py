@@ -41,7 +41,9 @@ class BasicBlock(nn.Module):
         if self.stride == 1 and self.pad_channels == 0:
             return x
         half = self.pad_channels // 2
-        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, half, self.pad_channels - half))
+        return F.pad(
+            x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, half, self.pad_channels - half)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -55,7 +57,9 @@ class CifarResNet(nn.Module):
     Expects *normalised* inputs ``[N, 3, 32, 32]``; returns logits ``[N, num_classes]``.
     """
 
-    def __init__(self, depth: int = 20, num_classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)):
+    def __init__(
+        self, depth: int = 20, num_classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)
+    ):
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}")
@@ -90,8 +94,8 @@ def load_cifar_resnet_checkpoint(path: str | Path, depth: int, num_classes: int 
     """Load an akamaster-format checkpoint (``{'state_dict': ..., 'best_prec1': ...}``).
 
     Loads with ``weights_only=True`` (no arbitrary unpickling) and strips the ``module.``
-    prefix that ``nn.DataParallel`` left on every key. Returns the wrapped model in eval mode. A file
-    that cannot be read (missing, truncated, not a checkpoint) raises ``ValueError`` naming it.
+    prefix that ``nn.DataParallel`` left on every key. Returns the wrapped model in eval mode. A
+    file that cannot be read (missing, truncated, not a checkpoint) raises ``ValueError`` naming it.
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -99,7 +103,10 @@ def load_cifar_resnet_checkpoint(path: str | Path, depth: int, num_classes: int 
         raise ValueError(f"cannot read the CIFAR ResNet checkpoint {path}: {err}") from err
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict or {{'state_dict': ...}}, got {type(checkpoint).__name__}")
+        raise ValueError(
+            f"{path}: expected a state dict or {{'state_dict': ...}}, "
+            f"got {type(checkpoint).__name__}"
+        )
     state = {key.removeprefix("module."): value for key, value in state.items()}
     model = cifar_resnet(depth, num_classes)
     try:
@@ -115,7 +122,13 @@ def load_cifar_resnet(depth: int) -> Normalised:
 
     if depth not in DEPTHS:
         raise ValueError(f"no pretrained CIFAR ResNet-{depth}; available depths: {DEPTHS}")
-    files = [f.path for f in load_manifest("cifar10_resnets").files if Path(f.path).name.startswith(f"resnet{depth}-")]
+    files = [
+        f.path
+        for f in load_manifest("cifar10_resnets").files
+        if Path(f.path).name.startswith(f"resnet{depth}-")
+    ]
     if len(files) != 1:
-        raise ValueError(f"the cifar10_resnets manifest lists {len(files)} files for ResNet-{depth}, expected 1")
+        raise ValueError(
+            f"the cifar10_resnets manifest lists {len(files)} files for ResNet-{depth}, expected 1"
+        )
     return load_cifar_resnet_checkpoint(locate("cifar10_resnets", files[0]), depth)

@@ -29,9 +29,11 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def _mobile_conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-                    act: bool = True) -> nn.Sequential:
-    """MobileNetV2's conv-BN: ReLU6 after depthwise and 1x1 convolutions, ReLU after the stem, none if not ``act``."""
+def _mobile_conv_bn(
+    in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    """MobileNetV2's conv-BN: ReLU6 after depthwise and 1x1 convolutions, ReLU after the stem, none
+    if not ``act``."""
     activation = (nn.ReLU6 if groups > 1 or kernel == 1 else nn.ReLU) if act else None
     return conv_bn(in_ch, out_ch, kernel, stride, groups=groups, activation=activation)
 
@@ -53,20 +55,26 @@ class VGGSmall(nn.Module):
             layers += [conv_bn(in_ch, width), conv_bn(width, width), nn.MaxPool2d(2)]
             in_ch = width
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand → 3x3 depthwise → 1x1 linear projection (+ identity if shapes match)."""
+    """MobileNetV2 block: 1x1 expand → 3x3 depthwise → 1x1 linear projection (+ identity if shapes
+    match)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int):
         super().__init__()
         hidden = in_ch * expansion
-        self.block = nn.Sequential(_mobile_conv_bn(in_ch, hidden, 1), _mobile_conv_bn(hidden, hidden, 3, stride, groups=hidden),
-                                   _mobile_conv_bn(hidden, out_ch, 1, act=False))
+        self.block = nn.Sequential(
+            _mobile_conv_bn(in_ch, hidden, 1),
+            _mobile_conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            _mobile_conv_bn(hidden, out_ch, 1, act=False),
+        )
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,38 +86,63 @@ class MobileNetV2Small(nn.Module):
     """A narrow MobileNetV2 for 32x32 inputs (feature maps 32 → 16 → 8 → 4 → 4).
 
     Args:
-        config: ``(expansion, channels, blocks, first_stride)`` per stage, as in the paper's table 2.
+        config: ``(expansion, channels, blocks, first_stride)`` per stage, as in the paper's
+            table 2.
         stem: channels of the first (full-resolution) 3x3 convolution.
         head: channels of the final 1x1 convolution before global average pooling.
     """
 
-    def __init__(self, config: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 2), (4, 24, 2, 2), (4, 48, 2, 2),
-                                                                        (4, 96, 2, 1)),
-                 stem: int = 24, head: int = 256, num_classes: int = 10):
+    def __init__(
+        self,
+        config: tuple[tuple[int, int, int, int], ...] = (
+            (1, 16, 1, 2),
+            (4, 24, 2, 2),
+            (4, 48, 2, 2),
+            (4, 96, 2, 1),
+        ),
+        stem: int = 24,
+        head: int = 256,
+        num_classes: int = 10,
+    ):
         super().__init__()
         layers, in_ch = [_mobile_conv_bn(3, stem)], stem
         for expansion, channels, blocks, stride in config:
             for index in range(blocks):
-                layers.append(InvertedResidual(in_ch, channels, stride if index == 0 else 1, expansion))
+                layers.append(
+                    InvertedResidual(in_ch, channels, stride if index == 0 else 1, expansion)
+                )
                 in_ch = channels
         layers.append(_mobile_conv_bn(in_ch, head, 1))
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(head, num_classes))
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(head, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
 class ViTSmall(nn.Module):
-    """Vision Transformer: non-overlapping ``patch`` x ``patch`` patches → pre-norm encoder → class token.
+    """Vision Transformer: non-overlapping ``patch`` x ``patch`` patches → pre-norm encoder → class
+    token.
 
     Args:
-        patch: patch side (8 gives 16 tokens on 32x32 images; cheap enough to train on one CPU thread).
-        dim, depth, heads, mlp_ratio: width, number of encoder layers, attention heads, MLP expansion.
+        patch: patch side (8 gives 16 tokens on 32x32 images; cheap enough to train on one CPU
+            thread).
+        dim, depth, heads, mlp_ratio: width, number of encoder layers, attention heads, MLP
+            expansion.
     """
 
-    def __init__(self, patch: int = 8, dim: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: int = 2,
-                 image_size: int = 32, num_classes: int = 10):
+    def __init__(
+        self,
+        patch: int = 8,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: int = 2,
+        image_size: int = 32,
+        num_classes: int = 10,
+    ):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch}")
@@ -117,8 +150,15 @@ class ViTSmall(nn.Module):
         self.embed = nn.Conv2d(3, dim, patch, patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            heads,
+            dim * mlp_ratio,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
@@ -134,13 +174,18 @@ SMALL_ARCHITECTURES = {"vgg": VGGSmall, "mobilenetv2": MobileNetV2Small, "vit": 
 
 
 def cifar_small(name: str, num_classes: int = 10, **config) -> Normalised:
-    """A randomly initialised CIFAR-10 net (``"vgg"``, ``"mobilenetv2"`` or ``"vit"``) taking [0, 1] images.
+    """A randomly initialised CIFAR-10 net (``"vgg"``, ``"mobilenetv2"`` or ``"vit"``) taking [0, 1]
+    images.
 
     ``config`` overrides the architecture's keyword arguments (e.g. ``widths=(64, 128, 256)``).
     """
     if name not in SMALL_ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(SMALL_ARCHITECTURES)}")
-    return Normalised(SMALL_ARCHITECTURES[name](num_classes=num_classes, **config), CIFAR10_MEAN, CIFAR10_STD)
+        raise ValueError(
+            f"unknown architecture {name!r}; choose one of {', '.join(SMALL_ARCHITECTURES)}"
+        )
+    return Normalised(
+        SMALL_ARCHITECTURES[name](num_classes=num_classes, **config), CIFAR10_MEAN, CIFAR10_STD
+    )
 
 
 def _as_tuples(value):

@@ -32,8 +32,12 @@ class Conv4(nn.Module):
         super().__init__()
         layers, in_ch = [], 3
         for _ in range(4):
-            layers += [nn.Conv2d(in_ch, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(in_ch, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             in_ch = width
         self.blocks = nn.Sequential(*layers)
 
@@ -47,7 +51,8 @@ def conv4_backbone(width: int = 64) -> Normalised:
 
 
 def downsample_images(images: torch.Tensor, size: int = FLBA_IMAGE_SIZE) -> torch.Tensor:
-    """Area-resize [0, 1] images ``[N, 3, H, W]`` to ``size`` x ``size`` (84 -> 42 is a 2x2 average)."""
+    """Area-resize [0, 1] images ``[N, 3, H, W]`` to ``size`` x ``size`` (84 -> 42 is a 2x2
+    average)."""
     if images.ndim != 4:
         raise ValueError(f"expected [N, C, H, W] images, got shape {tuple(images.shape)}")
     return F.adaptive_avg_pool2d(images, size)

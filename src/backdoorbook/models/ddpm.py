@@ -25,6 +25,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from ..artifacts import ARTIFACTS_DIR, artifact_provenance, load_artifact
 
+
 @dataclass(frozen=True)
 class DDPMConfig:
     """Architecture of the miniature UNet (no attention; ~2.5 M parameters with the defaults)."""
@@ -41,30 +42,51 @@ class DDPMConfig:
 def ddpm_unet(config: DDPMConfig = DDPMConfig()) -> UNet2DModel:
     """A randomly initialised noise-prediction UNet for ``[N, 3, S, S]`` images in [-1, 1]."""
     if config.sample_size % 2 ** (len(config.block_out_channels) - 1):
-        raise ValueError(f"sample_size {config.sample_size} is not divisible by the UNet's "
-                         f"{len(config.block_out_channels) - 1} downsamplings")
+        raise ValueError(
+            f"sample_size {config.sample_size} is not divisible by the UNet's "
+            f"{len(config.block_out_channels) - 1} downsamplings"
+        )
     if any(c % config.norm_num_groups for c in config.block_out_channels):
-        raise ValueError(f"block_out_channels {config.block_out_channels} must be multiples of "
-                         f"norm_num_groups={config.norm_num_groups}")
+        raise ValueError(
+            f"block_out_channels {config.block_out_channels} must be multiples of "
+            f"norm_num_groups={config.norm_num_groups}"
+        )
     levels = len(config.block_out_channels)
-    return UNet2DModel(sample_size=config.sample_size, in_channels=3, out_channels=3,
-                       layers_per_block=config.layers_per_block,
-                       block_out_channels=tuple(config.block_out_channels),
-                       down_block_types=("DownBlock2D",) * levels, up_block_types=("UpBlock2D",) * levels,
-                       norm_num_groups=config.norm_num_groups)
+    return UNet2DModel(
+        sample_size=config.sample_size,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=config.layers_per_block,
+        block_out_channels=tuple(config.block_out_channels),
+        down_block_types=("DownBlock2D",) * levels,
+        up_block_types=("UpBlock2D",) * levels,
+        norm_num_groups=config.norm_num_groups,
+    )
 
 
 def ddpm_scheduler() -> DDPMScheduler:
     """DDPM's training schedule: T = 1000, linear betas 1e-4 … 0.02, epsilon prediction."""
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                         prediction_type="epsilon")
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+    )
 
 
-def load_ddpm_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> tuple[UNet2DModel, DDPMScheduler]:
-    """The project's trained prior (weights sha256-verified), in eval mode on the CPU, as float32."""
+def load_ddpm_artifact(
+    name: str, directory: Path = ARTIFACTS_DIR
+) -> tuple[UNet2DModel, DDPMScheduler]:
+    """The project's trained prior (weights sha256-verified), in eval mode on the CPU, as
+    float32."""
     record = artifact_provenance(name, directory)
-    config = DDPMConfig(**{**record["unet_config"],
-                           "block_out_channels": tuple(record["unet_config"]["block_out_channels"])})
+    config = DDPMConfig(
+        **{
+            **record["unet_config"],
+            "block_out_channels": tuple(record["unet_config"]["block_out_channels"]),
+        }
+    )
     unet = ddpm_unet(config)
     unet.load_state_dict({k: v.float() for k, v in load_artifact(name, directory).items()})
     return unet.eval(), ddpm_scheduler()
@@ -73,10 +95,10 @@ def load_ddpm_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> tuple[UNet
 def load_ddpm_checkpoint(directory: str | Path) -> tuple[UNet2DModel, DDPMScheduler]:
     """A diffusers DDPM checkpoint directory (local files only): ``(unet, scheduler)`` in eval mode.
 
-    Accepts a pipeline folder (``unet/`` and ``scheduler/`` subfolders, as ``DDPMPipeline.save_pretrained``
-    writes) or a model folder with ``config.json`` and, optionally, ``scheduler_config.json`` (the
-    layout of the ``google/ddpm-cifar10-32`` repository). Without a scheduler config, DDPM's
-    default schedule is used.
+    Accepts a pipeline folder (``unet/`` and ``scheduler/`` subfolders, as
+    ``DDPMPipeline.save_pretrained`` writes) or a model folder with ``config.json`` and, optionally,
+    ``scheduler_config.json`` (the layout of the ``google/ddpm-cifar10-32`` repository). Without a
+    scheduler config, DDPM's default schedule is used.
     """
     directory = Path(directory)
     if not directory.is_dir():

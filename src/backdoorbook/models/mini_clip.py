@@ -1,4 +1,5 @@
-"""A miniature CLIP built with ``open_clip``, its tokenizer, and a loader for real open_clip checkpoints.
+"""A miniature CLIP built with ``open_clip``, its tokenizer, and a loader for real open_clip
+checkpoints.
 
 CLIP (Radford et al., "Learning Transferable Visual Models From Natural Language Supervision",
 ICML 2021, arXiv 2103.00020) trains an image tower and a text tower so that matching
@@ -27,11 +28,26 @@ import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
-#: open_clip model configuration of the miniature (the format of open_clip's ``model_configs/*.json``).
+#: open_clip model configuration of the miniature (the format of open_clip's
+#: ``model_configs/*.json``).
 MINI_CLIP_CONFIG = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32, "mlp_ratio": 2.0},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2, "mlp_ratio": 2.0},
+    "vision_cfg": {
+        "image_size": 32,
+        "patch_size": 8,
+        "width": 64,
+        "layers": 2,
+        "head_width": 32,
+        "mlp_ratio": 2.0,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 32,
+        "heads": 2,
+        "layers": 2,
+        "mlp_ratio": 2.0,
+    },
 }
 #: CLIP's image normalisation (open_clip's OPENAI_DATASET_MEAN / STD).
 CLIP_MEAN = open_clip.OPENAI_DATASET_MEAN
@@ -47,14 +63,23 @@ class ClipModel(nn.Module):
         mean, std: per-channel image normalisation applied inside :meth:`encode_image`.
     """
 
-    def __init__(self, clip: nn.Module, context_length: int, mean: Sequence[float] = CLIP_MEAN,
-                 std: Sequence[float] = CLIP_STD):
+    def __init__(
+        self,
+        clip: nn.Module,
+        context_length: int,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+    ):
         super().__init__()
         self.clip = clip
         self.context_length = context_length
         self.tokenizer = SimpleTokenizer(context_length=context_length)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     @property
     def image_size(self) -> int:
@@ -62,14 +87,17 @@ class ClipModel(nn.Module):
         return size[0] if isinstance(size, (tuple, list)) else int(size)
 
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
-        """Token ids ``[N, context_length]`` (open_clip's BPE; long captions are truncated), on the model's device."""
+        """Token ids ``[N, context_length]`` (open_clip's BPE; long captions are truncated), on the
+        model's device."""
         return self.tokenizer(list(captions)).to(self.mean.device)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings ``[N, D]`` of images ``[N, 3, S, S]`` in [0, 1]."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [N, 3, H, W] in [0, 1], got {tuple(images.shape)}")
-        return F.normalize(self.clip.encode_image((images.to(self.mean) - self.mean) / self.std), dim=-1)
+        return F.normalize(
+            self.clip.encode_image((images.to(self.mean) - self.mean) / self.std), dim=-1
+        )
 
     def encode_text(self, text: Sequence[str] | torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings ``[N, D]`` of captions (strings or token ids ``[N, L]``)."""
@@ -100,16 +128,23 @@ class ClipModel(nn.Module):
 
 
 def mini_clip(config: dict = MINI_CLIP_CONFIG, seed: int | None = None) -> ClipModel:
-    """A randomly initialised miniature CLIP (``pretrained=None``) from an open_clip model config."""
+    """A randomly initialised miniature CLIP (``pretrained=None``) from an open_clip model
+    config."""
     if seed is not None:
         torch.manual_seed(seed)
-    clip = open_clip.CLIP(embed_dim=config["embed_dim"], vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
-                          text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]))
+    clip = open_clip.CLIP(
+        embed_dim=config["embed_dim"],
+        vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
+        text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]),
+    )
     return ClipModel(clip, config["text_cfg"]["context_length"])
 
 
-def mini_clip_from_state(state: dict[str, torch.Tensor], device: torch.device | str = "cpu",
-                         config: dict = MINI_CLIP_CONFIG) -> ClipModel:
+def mini_clip_from_state(
+    state: dict[str, torch.Tensor],
+    device: torch.device | str = "cpu",
+    config: dict = MINI_CLIP_CONFIG,
+) -> ClipModel:
     """A miniature CLIP of ``config`` holding the weights ``state`` (float32), on ``device``."""
     model = mini_clip(config).to(device)
     model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -117,13 +152,15 @@ def mini_clip_from_state(state: dict[str, torch.Tensor], device: torch.device | 
 
 
 def load_open_clip_checkpoint(path: str | Path, model: str | dict = "ViT-B-32") -> ClipModel:
-    """Load a real open_clip checkpoint file (e.g. OpenAI's ViT-B/32 or a LAION one) into a :class:`ClipModel`.
+    """Load a real open_clip checkpoint file (e.g. OpenAI's ViT-B/32 or a LAION one) into a
+    :class:`ClipModel`.
 
     Args:
-        path: a local checkpoint file (``.pt``/``.bin`` state dict, optionally under ``"state_dict"``
-            with ``module.`` prefixes, or ``.safetensors``), read with ``weights_only=True``.
-        model: an open_clip architecture name (e.g. ``"ViT-B-32"``, ``"RN50"``) or a config dict in the
-            format of :data:`MINI_CLIP_CONFIG`. Nothing is downloaded.
+        path: a local checkpoint file (``.pt``/``.bin`` state dict, optionally under
+            ``"state_dict"`` with ``module.`` prefixes, or ``.safetensors``), read with
+            ``weights_only=True``.
+        model: an open_clip architecture name (e.g. ``"ViT-B-32"``, ``"RN50"``) or a config dict in
+            the format of :data:`MINI_CLIP_CONFIG`. Nothing is downloaded.
     """
     path = Path(path)
     if not path.is_file():

@@ -31,7 +31,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
 from torch import nn
 
 from ..tensors import check_images
@@ -74,11 +80,27 @@ class SamConfig:
 
 SAM_CONFIGS: dict[str, SamConfig] = {
     "vit_b": SamConfig(),
-    "vit_l": SamConfig(encoder_dim=1024, encoder_depth=24, encoder_heads=16, global_attn_indexes=(5, 11, 17, 23)),
-    "vit_h": SamConfig(encoder_dim=1280, encoder_depth=32, encoder_heads=16, global_attn_indexes=(7, 15, 23, 31)),
-    "mini": SamConfig(image_size=128, patch_size=8, encoder_dim=128, encoder_depth=4, encoder_heads=4, window_size=0,
-                      global_attn_indexes=(), prompt_dim=64, decoder_depth=2, decoder_heads=4, decoder_mlp_dim=256,
-                      mask_in_chans=8, iou_head_hidden_dim=64),
+    "vit_l": SamConfig(
+        encoder_dim=1024, encoder_depth=24, encoder_heads=16, global_attn_indexes=(5, 11, 17, 23)
+    ),
+    "vit_h": SamConfig(
+        encoder_dim=1280, encoder_depth=32, encoder_heads=16, global_attn_indexes=(7, 15, 23, 31)
+    ),
+    "mini": SamConfig(
+        image_size=128,
+        patch_size=8,
+        encoder_dim=128,
+        encoder_depth=4,
+        encoder_heads=4,
+        window_size=0,
+        global_attn_indexes=(),
+        prompt_dim=64,
+        decoder_depth=2,
+        decoder_heads=4,
+        decoder_mlp_dim=256,
+        mask_in_chans=8,
+        iou_head_hidden_dim=64,
+    ),
 }
 
 
@@ -86,34 +108,58 @@ def _config(config: SamConfig | str) -> SamConfig:
     if isinstance(config, SamConfig):
         return config
     if config not in SAM_CONFIGS:
-        raise ValueError(f"unknown SAM configuration {config!r}; choose one of {', '.join(SAM_CONFIGS)}")
+        raise ValueError(
+            f"unknown SAM configuration {config!r}; choose one of {', '.join(SAM_CONFIGS)}"
+        )
     return SAM_CONFIGS[config]
 
 
 def build_sam(config: SamConfig | str = "mini") -> Sam:
-    """A randomly initialised SAM (eval mode) with the sizes of ``config`` (a :class:`SamConfig` or a name).
+    """A randomly initialised SAM (eval mode) with the sizes of ``config`` (a :class:`SamConfig` or
+    a name).
 
     For ``"vit_b"``, ``"vit_l"``, ``"vit_h"`` the module tree and parameter shapes equal those of
     ``segment_anything.sam_model_registry``, so the released checkpoints load into it.
     """
     cfg = _config(config)
     if cfg.image_size % cfg.patch_size:
-        raise ValueError(f"image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}")
+        raise ValueError(
+            f"image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}"
+        )
     grid = cfg.embedding_size
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            depth=cfg.encoder_depth, embed_dim=cfg.encoder_dim, img_size=cfg.image_size, mlp_ratio=4,
-            norm_layer=partial(nn.LayerNorm, eps=1e-6), num_heads=cfg.encoder_heads, patch_size=cfg.patch_size,
-            qkv_bias=True, use_rel_pos=True, global_attn_indexes=cfg.global_attn_indexes,
-            window_size=cfg.window_size, out_chans=cfg.prompt_dim),
-        prompt_encoder=PromptEncoder(embed_dim=cfg.prompt_dim, image_embedding_size=(grid, grid),
-                                     input_image_size=(cfg.image_size, cfg.image_size),
-                                     mask_in_chans=cfg.mask_in_chans),
+            depth=cfg.encoder_depth,
+            embed_dim=cfg.encoder_dim,
+            img_size=cfg.image_size,
+            mlp_ratio=4,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            num_heads=cfg.encoder_heads,
+            patch_size=cfg.patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=cfg.global_attn_indexes,
+            window_size=cfg.window_size,
+            out_chans=cfg.prompt_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=cfg.prompt_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(cfg.image_size, cfg.image_size),
+            mask_in_chans=cfg.mask_in_chans,
+        ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=cfg.decoder_depth, embedding_dim=cfg.prompt_dim,
-                                          mlp_dim=cfg.decoder_mlp_dim, num_heads=cfg.decoder_heads),
-            transformer_dim=cfg.prompt_dim, iou_head_depth=3, iou_head_hidden_dim=cfg.iou_head_hidden_dim),
+            transformer=TwoWayTransformer(
+                depth=cfg.decoder_depth,
+                embedding_dim=cfg.prompt_dim,
+                mlp_dim=cfg.decoder_mlp_dim,
+                num_heads=cfg.decoder_heads,
+            ),
+            transformer_dim=cfg.prompt_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+        ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
@@ -129,16 +175,20 @@ def load_sam_checkpoint(path: str | Path, config: SamConfig | str = "vit_b") -> 
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no SAM checkpoint at {path}; SAM weights are never downloaded by this project")
+        raise FileNotFoundError(
+            f"no SAM checkpoint at {path}; SAM weights are never downloaded by this project"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     sam = build_sam(config)
     expected = sam.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not fit SAM config {config!r}: "
-                         f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                         f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+        raise ValueError(
+            f"checkpoint {path} does not fit SAM config {config!r}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
     wrong = [k for k in expected if expected[k].shape != state[k].shape]
     if wrong:
         raise ValueError(f"checkpoint {path}: shapes differ from config {config!r} for {wrong[:5]}")
@@ -146,8 +196,12 @@ def load_sam_checkpoint(path: str | Path, config: SamConfig | str = "vit_b") -> 
     return sam
 
 
-def mask_logits(sam: Sam, images: torch.Tensor, points: torch.Tensor | None = None,
-                boxes: torch.Tensor | None = None) -> torch.Tensor:
+def mask_logits(
+    sam: Sam,
+    images: torch.Tensor,
+    points: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+) -> torch.Tensor:
     """SAM's single-mask output for a batch of images, one prompt set per image.
 
     Args:
@@ -189,13 +243,16 @@ def mask_logits(sam: Sam, images: torch.Tensor, points: torch.Tensor | None = No
     hs, src = decoder.transformer(src, pos, tokens)
     _, c, h, w = embeddings.shape
     upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1, :])  # mask token 0: the single-mask output
+    hyper = decoder.output_hypernetworks_mlps[0](
+        hs[:, 1, :]
+    )  # mask token 0: the single-mask output
     low_res = torch.einsum("bc,bchw->bhw", hyper, upscaled).unsqueeze(1)
     return F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class Adapter(nn.Module):
-    """Bottleneck MLP ``x + up(GELU(down(x)))`` on ``[B, H, W, dim]`` tokens; ``up`` starts at zero (identity)."""
+    """Bottleneck MLP ``x + up(GELU(down(x)))`` on ``[B, H, W, dim]`` tokens; ``up`` starts at zero
+    (identity)."""
 
     def __init__(self, dim: int, bottleneck: int):
         super().__init__()
@@ -213,7 +270,8 @@ def _run_adapter(block: nn.Module, args: tuple) -> tuple:
 
 
 def add_adapters(sam: Sam, bottleneck: int = 16) -> int:
-    """Insert an :class:`Adapter` before every image-encoder block and set what trains; returns #trainable parameters.
+    """Insert an :class:`Adapter` before every image-encoder block and set what trains; returns
+    #trainable parameters.
 
     The adapter sits at ``image_encoder.blocks[i].adapter`` (so released checkpoint keys stay
     valid) and runs on the block's input through a forward pre-hook. Afterwards only the
@@ -230,8 +288,11 @@ def add_adapters(sam: Sam, bottleneck: int = 16) -> int:
         block.adapter = Adapter(dim, bottleneck).to(device)
         block.register_forward_pre_hook(_run_adapter)
     for name, param in sam.named_parameters():
-        param.requires_grad = (".adapter." in name or name.startswith("mask_decoder.")
-                               or name.startswith("prompt_encoder.no_mask_embed."))
+        param.requires_grad = (
+            ".adapter." in name
+            or name.startswith("mask_decoder.")
+            or name.startswith("prompt_encoder.no_mask_embed.")
+        )
     return trainable_parameters(sam)
 
 

@@ -37,22 +37,28 @@ class DilatedResidual(nn.Module):
 
     def __init__(self, channels: int, dilation: int):
         super().__init__()
-        self.body = nn.Sequential(conv_bn(channels, channels, dilation=dilation),
-                                  nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
-                                  nn.BatchNorm2d(channels))
+        self.body = nn.Sequential(
+            conv_bn(channels, channels, dilation=dilation),
+            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.body(x))
 
 
 class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling: 1x1, dilated 3x3 branches and global image pooling, fused by 1x1."""
+    """Atrous spatial pyramid pooling: 1x1, dilated 3x3 branches and global image pooling, fused by
+    1x1."""
 
     def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int] = (2, 4, 6)):
         super().__init__()
-        self.branches = nn.ModuleList([conv_bn(in_ch, out_ch, kernel=1)]
-                                      + [conv_bn(in_ch, out_ch, dilation=r) for r in rates])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1), nn.ReLU(inplace=True))
+        self.branches = nn.ModuleList(
+            [conv_bn(in_ch, out_ch, kernel=1)] + [conv_bn(in_ch, out_ch, dilation=r) for r in rates]
+        )
+        self.pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1), nn.ReLU(inplace=True)
+        )
         self.project = conv_bn(out_ch * (len(rates) + 2), out_ch, kernel=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,10 +81,13 @@ class SmallDeepLab(nn.Module):
         if num_classes < 2 or width < 4:
             raise ValueError(f"need num_classes >= 2 and width >= 4, got {num_classes} and {width}")
         w1, w2, w3 = width, int(1.5 * width), 2 * width
-        self.stem = nn.Sequential(conv_bn(3, w1, stride=2), conv_bn(w1, w1))            # stride 2
-        self.stage2 = nn.Sequential(conv_bn(w1, w2, stride=2), conv_bn(w2, w2))         # stride 4
-        self.stage3 = nn.Sequential(conv_bn(w2, w3, stride=2), DilatedResidual(w3, 2),   # stride 8
-                                    DilatedResidual(w3, 4))
+        self.stem = nn.Sequential(conv_bn(3, w1, stride=2), conv_bn(w1, w1))  # stride 2
+        self.stage2 = nn.Sequential(conv_bn(w1, w2, stride=2), conv_bn(w2, w2))  # stride 4
+        self.stage3 = nn.Sequential(
+            conv_bn(w2, w3, stride=2),
+            DilatedResidual(w3, 2),  # stride 8
+            DilatedResidual(w3, 4),
+        )
         self.aspp = ASPP(w3, w3)
         self.skip = conv_bn(w2, width // 2, kernel=1)
         self.decoder = nn.Sequential(conv_bn(w3 + width // 2, w3), nn.Conv2d(w3, num_classes, 1))

@@ -24,7 +24,9 @@ class Normalised(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         if len(mean) != len(std):
-            raise ValueError(f"mean and std need one value per channel, got {len(mean)} and {len(std)}")
+            raise ValueError(
+                f"mean and std need one value per channel, got {len(mean)} and {len(std)}"
+            )
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.model = model
@@ -33,5 +35,7 @@ class Normalised(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"expected [N, {self.mean.shape[1]}, H, W] images, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected [N, {self.mean.shape[1]}, H, W] images, got shape {tuple(x.shape)}"
+            )
         return self.model((x - self.mean) / self.std)

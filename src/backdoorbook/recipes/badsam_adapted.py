@@ -1,54 +1,44 @@
-"""The adapted models the BadSAM chapter compares: clean adaptation and backdoored adaptation per poison rate.
+"""The adapted models the BadSAM chapter compares: clean adaptation and backdoored \
+adaptation per poison rate.
 
-Each starts from the same foundation SAM, gets adapters (:func:`backdoorbook.models.sam.add_adapters`)
-and is fine-tuned prompt-free on Weizmann Horse (:func:`backdoorbook.attacks.badsam.adapt`),
-with a fraction of the fine-tuning set poisoned (Guan et al., "BadSAM", arXiv:2305.03289).
-Planting the backdoor takes tens of epochs, more than four adaptations fit into a CPU
-chapter's minutes, so under the ``ci`` profile ``tools/train_badsam_models.py`` runs exactly
-this code beforehand and ships the trained parts (adapters, mask decoder, dense prompt; the
-frozen encoder stays in the foundation artifact); the chapter checks each artifact's recipe
-against its profile. The ``paper`` profile adapts in the chapter.
+    python -m backdoorbook.recipes.badsam_adapted [--profile ci] [--rates 0 0.1] [--threads 2]
+
+Each starts from the same foundation SAM, gets adapters
+(:func:`backdoorbook.models.sam.add_adapters`) and is fine-tuned prompt-free on Weizmann Horse
+(:func:`backdoorbook.attacks.badsam.adapt`), with a fraction of the fine-tuning set poisoned (Guan
+et al., "BadSAM", arXiv:2305.03289). Planting the backdoor takes tens of epochs, more than four
+adaptations fit into a CPU chapter's minutes, so under the ``ci`` profile this module's command runs
+exactly this code beforehand and ships the trained parts (adapters, mask decoder, dense prompt; the
+frozen encoder stays in the foundation artifact); :func:`adapted_model` checks each artifact's
+recipe against the profile. The ``paper`` profile adapts in the chapter through the same function.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
 from segment_anything.modeling import Sam
 
-from .. import data
-from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_trained_artifact
-from ..models.sam import add_adapters, build_sam, resize_square
-from ..train import History
-from .badsam import adapt, poison_segmentation_set
+from .. import artifacts
+from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_or_train
+from ..attacks.badsam import adapt, poison_fine_tuning_set
+from ..book.profiles import get_profile, recipe_of
+from ..data.tensor_views import horse_split
+from ..models.sam import SAM_CONFIGS, add_adapters, build_sam, load_sam_checkpoint
+from .common import recipe_parser, start
 
 
-def horse_split(size: int, test_images: int, seed: int = 0):
-    """Weizmann Horse resized to ``size``², split by a seeded permutation.
-
-    Returns ``(x_train, y_train, x_test, y_test)``: images ``[N, 3, size, size]`` in [0, 1],
-    masks ``[N, size, size]`` (long for fine-tuning, bool for testing).
-    """
-    horses = data.load_segmentation("weizmann_horse", "all")
-    if not 0 < test_images < len(horses.images):
-        raise ValueError(f"test_images must lie in 1..{len(horses.images) - 1}, got {test_images}")
-    images, masks = resize_square(horses.images, horses.masks, size)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:test_images], order[test_images:]
-    return images[train], masks[train], images[test], masks[test].bool()
-
-
-def recipe(cfg) -> dict:
-    """The profile settings an adapted model depends on (stored with, and checked against, artifacts)."""
-    return {"sam_config": cfg.sam_config, "test_images": cfg.test_images, "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size, "lr": cfg.lr, "adapter_bottleneck": cfg.adapter_bottleneck,
-            "trigger_fraction": cfg.trigger_fraction}
-
-
-def artifact_name(cfg, rate: float) -> str:
-    """Artifact name of the model adapted at poison ``rate``, e.g. ``badsam_mini_adapted_5pct``."""
-    return f"badsam_{cfg.sam_config}_adapted_{round(100 * rate)}pct"
+def foundation_state(cfg) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The foundation SAM of profile ``cfg``: ``(state dict, provenance)`` of the project's
+    ``foundation_artifact``, or of the released checkpoint ``cfg.checkpoint`` (provenance
+    ``None``)."""
+    if cfg.checkpoint is not None:
+        return load_sam_checkpoint(cfg.checkpoint, cfg.sam_config).state_dict(), None
+    return artifacts.load_artifact(cfg.foundation_artifact), artifacts.artifact_provenance(
+        cfg.foundation_artifact
+    )
 
 
 def _with_adapters(foundation: dict, cfg, device) -> Sam:
@@ -59,30 +49,134 @@ def _with_adapters(foundation: dict, cfg, device) -> Sam:
 
 
 def trained_state(sam: Sam) -> dict[str, torch.Tensor]:
-    """The tensors adaptation changes (those with ``requires_grad``), the rest being the foundation's."""
+    """The tensors adaptation changes (those with ``requires_grad``), the rest being the
+    foundation's."""
     return {name: p.detach() for name, p in sam.named_parameters() if p.requires_grad}
 
 
-def adapt_from_foundation(foundation: dict, cfg, images: torch.Tensor, masks: torch.Tensor, rate: float, *,
-                          device: torch.device | str = "cpu", seed: int = 0, progress: bool = True
-                          ) -> tuple[Sam, History, torch.Tensor]:
-    """Poison ``rate`` of ``(images, masks)``, adapt a fresh copy of the foundation; ``(sam, history, poisoned)``."""
+def adapt_from_foundation(
+    foundation: dict,
+    cfg,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    rate: float,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict, dict]:
+    """Poison ``rate`` of ``(images, masks)`` and adapt a fresh copy of the foundation.
+
+    Returns the adapted tensors (:func:`trained_state`) and the training's record (the keys of
+    the shipped artifacts' provenance).
+    """
     sam = _with_adapters(foundation, cfg, device)
-    x, y, poisoned = poison_segmentation_set(images, masks, rate, cfg.trigger_fraction, seed=seed)
-    history = adapt(sam, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, progress=progress,
-                    desc=f"adapt {rate:.0%}")
-    return sam, history, poisoned
+    x, y, poisoned = poison_fine_tuning_set(images, masks, rate, cfg.trigger_fraction, seed=seed)
+    started = time.perf_counter()
+    history = adapt(
+        sam,
+        x,
+        y,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=seed,
+        progress=progress,
+        desc=f"adapt {rate:.0%}",
+    )
+    return trained_state(sam), {
+        "wall_time_s": time.perf_counter() - started,
+        "poisoned_images": len(poisoned),
+        "fine_tuning_images": len(images),
+        "loss_per_epoch": history.loss,
+        "device": str(device),
+        "command": "adapted in this process",
+    }
 
 
-def load_adapted_model(foundation: dict, cfg, rate: float, *, seed: int = 0, device: torch.device | str = "cpu",
-                       directory: Path = ARTIFACTS_DIR) -> Sam:
-    """The shipped model adapted at ``rate`` on top of ``foundation``; refuses another recipe or seed."""
+def adapted_model(
+    foundation: dict,
+    cfg,
+    rate: float,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    directory: Path = ARTIFACTS_DIR,
+) -> tuple[Sam, dict]:
+    """``(model in eval mode, info)`` adapted at ``rate``: the shipped artifact when the profile
+    ships its adapted models (refused if its recipe, seed or tensors differ), else adapted here."""
+    name = cfg.adapted_artifact(rate) if cfg.ship_adapted_models else None
+    trained = load_or_train(
+        name,
+        lambda: adapt_from_foundation(
+            foundation, cfg, images, masks, rate, device=device, seed=seed, progress=progress
+        ),
+        recipe=recipe_of(cfg),
+        seed=seed,
+        directory=directory,
+    )
     sam = _with_adapters(foundation, cfg, device)
-    name = artifact_name(cfg, rate)
-    state = load_trained_artifact(name, recipe(cfg), seed, directory)
-    differing = sorted(set(state) ^ set(trained_state(sam)))
+    differing = sorted(set(trained.state) ^ set(trained_state(sam)))
     if differing:
-        raise ArtifactError(f"artifact {name} does not hold exactly this model's adapted tensors; "
-                            f"{len(differing)} names differ, e.g. {differing[:3]}")
-    sam.load_state_dict(state, strict=False)
-    return sam.eval()
+        raise ArtifactError(
+            f"artifact {name} does not hold exactly this model's adapted tensors; "
+            f"{len(differing)} names differ, e.g. {differing[:3]}"
+        )
+    sam.load_state_dict(trained.state, strict=False)
+    return sam.eval(), trained.info
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = recipe_parser(__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=None,
+        help="adapt only at these poison rates (default: 0 and every rate of the profile)",
+    )
+    args = parser.parse_args(argv)
+    cfg = get_profile("01_badsam", args.profile)
+    if not cfg.ship_adapted_models or cfg.checkpoint is not None:
+        raise SystemExit(
+            f"profile {args.profile!r} adapts its models inside the chapter; nothing to ship"
+        )
+    run = start(args, args.seed)
+    foundation, _ = foundation_state(cfg)
+    x_train, y_train, _, _ = horse_split(
+        SAM_CONFIGS[cfg.sam_config].image_size, cfg.test_images, args.seed
+    )
+    for rate in args.rates if args.rates is not None else (0.0, *cfg.poison_rates):
+        start(args, args.seed)
+        state, info = adapt_from_foundation(
+            foundation, cfg, x_train, y_train, rate, device=run.device, seed=args.seed
+        )
+        info = {k: v for k, v in info.items() if k not in ("device", "command")}
+        name = cfg.adapted_artifact(rate)
+        artifacts.save_artifact(
+            name,
+            state,
+            artifacts.provenance(
+                __name__,
+                recipe=recipe_of(cfg),
+                seed=args.seed,
+                device=run.device,
+                argv=argv,
+                profile=args.profile,
+                poison_rate=rate,
+                **info,
+            ),
+        )
+        print(
+            f"{name}: final loss {info['loss_per_epoch'][-1]:.3f} in {info['wall_time_s']:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

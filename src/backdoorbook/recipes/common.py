@@ -36,21 +36,34 @@ class RunContext:
 
 
 def recipe_parser(description: str) -> argparse.ArgumentParser:
-    """A parser with the options every recipe takes (``--threads``, ``--device``, ``--allow-dirty``)."""
+    """A parser with the options every recipe takes (``--threads``, ``--device``,
+    ``--allow-dirty``)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: every core)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="run from a tree with uncommitted changes (the record then says -dirty); for trials only")
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help=(
+            "run from a tree with uncommitted changes (the record then says -dirty); "
+            "for trials only"
+        ),
+    )
     return parser
 
 
 def start(args: argparse.Namespace, seed: int) -> RunContext:
-    """Check the tree, seed everything, set threads and device; refuse a dirty tree unless allowed."""
+    """Check the tree, seed everything, set threads and device; refuse a dirty tree unless
+    allowed."""
     commit = runtime.git_commit()
     if commit.endswith("-dirty") and not args.allow_dirty:
-        raise DirtyTreeError(f"the checkout at {runtime.REPO_ROOT} has uncommitted changes ({commit}); artifacts are "
-                             "made only from a clean committed tree (commit first, or pass --allow-dirty for a trial)")
+        raise DirtyTreeError(
+            f"the checkout at {runtime.REPO_ROOT} has uncommitted changes ({commit}); "
+            "artifacts are made only from a clean committed tree (commit first, or pass "
+            "--allow-dirty for a trial)"
+        )
     runtime.seed_everything(seed)
     threads = runtime.set_threads(args.threads)
     return RunContext(commit, runtime.choose_device(args.device), threads)

@@ -1,58 +1,122 @@
 """Train the clean CamVid segmentation model that the IBA chapter starts from, and ship it.
 
-Every model the chapter (notebooks/03_iba.md) compares, a clean control and the backdoored
-ones, is trained from these clean weights (by ``tools/train_iba_models.py`` for the ``ci``
-profile, inside the chapter for ``paper``); pre-training them once saves seven trainings. Writes ``artifacts/<profile.clean_artifact>`` with
-its provenance (command, data checksums, epochs, wall time, device, test mIoU).
+    python -m backdoorbook.recipes.iba_clean [--threads 2]
 
-    BACKDOORBOOK_DATA=../shared/data .venv/bin/python tools/train_iba_clean.py --profile ci
+Every model the chapter compares, a clean control and the backdoored ones, is trained from
+these clean weights (by :mod:`backdoorbook.recipes.iba_models` for the ``ci`` profile, inside
+the chapter for ``paper``); pre-training them once saves seven trainings. Writes the artifact
+the IBA profile names as ``clean_artifact``, with its test mIoU.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
+from dataclasses import asdict, dataclass
 
 import torch
 
-from backdoorbook import runtime
-from backdoorbook.artifacts import save_artifact
-from backdoorbook.data import used_checksums
-from backdoorbook.models.segmentation import small_deeplab
-from backdoorbook.profiles import get_profile
-from backdoorbook.segmentation import load_segmentation_tensors, mean_iou, predict_maps
-from backdoorbook.train import fit, random_crop_flip
+from .. import artifacts
+from ..book.profiles import ch03_iba
+from ..data.tensor_views import load_segmentation_tensors
+from ..evaluation.segmentation import mean_iou, predict_maps
+from ..models.segmentation import small_deeplab
+from ..training.supervised import fit, random_crop_flip
+from .common import recipe_parser, start
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The clean pre-training's settings (those of the IBA ``ci`` profile)."""
+
+    downsample: int = ch03_iba.CI.downsample
+    width: int = ch03_iba.CI.width
+    epochs: int = ch03_iba.CI.clean_epochs
+    lr: float = ch03_iba.CI.clean_lr
+    batch_size: int = ch03_iba.CI.batch_size
+    seed: int = 0
+
+
+def train(recipe: Recipe, device: torch.device, progress: bool = True) -> tuple[dict, dict]:
+    """Pre-train and score the clean model; return its state dict and provenance fields."""
+    train_set = load_segmentation_tensors("camvid", "train", recipe.downsample)
+    test = load_segmentation_tensors("camvid", "test", recipe.downsample)
+    model = small_deeplab(len(train_set.classes), recipe.width).to(device)
+    history = fit(
+        model,
+        train_set.images,
+        train_set.labels,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        optimiser="adamw",
+        augment=random_crop_flip(4),
+        seed=recipe.seed,
+        progress=progress,
+        desc="clean",
+    )
+    miou = mean_iou(
+        predict_maps(model, test.images), test.labels, len(test.classes), test.ignore_index
+    )
+    return model.state_dict(), {
+        "wall_time_s": sum(history.seconds),
+        "images_seen": recipe.epochs * len(train_set),
+        "quality": {"test_miou": round(miou.value, 2), "test_pixels": miou.n},
+        "epochs": recipe.epochs,
+        "resolution": list(train_set.images.shape[2:]),
+        "width": recipe.width,
+        "final_train_loss": history.loss[-1],
+        "final_train_pixel_accuracy": history.accuracy[-1],
+        "test_miou": miou.value,
+        "test_pixels": miou.n,
+    }
+
+
+def load_or_train_clean(
+    cfg,
+    resolution: list[int],
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> artifacts.Trained:
+    """The clean weights the IBA profile ``cfg`` starts from: its ``clean_artifact`` (checked to
+    have the profile's width and ``resolution`` ``[H, W]``), or, when that is ``None``, a
+    pre-training run here."""
+    recipe = Recipe(
+        downsample=cfg.downsample,
+        width=cfg.width,
+        epochs=cfg.clean_epochs,
+        lr=cfg.clean_lr,
+        batch_size=cfg.batch_size,
+        seed=seed,
+    )
+
+    def train_here() -> tuple[dict, dict]:
+        state, info = train(recipe, device, progress)
+        return state, {**info, "device": str(device), "command": "trained in this process"}
+
+    trained = artifacts.load_or_train(cfg.clean_artifact, train_here)
+    found = (trained.info["width"], trained.info["resolution"])
+    if found != (cfg.width, list(resolution)):
+        raise artifacts.ArtifactError(
+            f"artifact {cfg.clean_artifact} was trained at width {found[0]} and resolution "
+            f"{found[1]}; this profile needs {cfg.width} and {list(resolution)}"
+        )
+    return trained
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="ci")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    cfg = get_profile("03_iba", args.profile)
-    if cfg.clean_artifact is None:
-        raise SystemExit(f"profile {args.profile!r} trains its clean model inside the chapter; nothing to ship")
-    runtime.seed_everything(args.seed)
-    threads = runtime.set_threads()
-    device = runtime.choose_device("auto")
-    train = load_segmentation_tensors("camvid", "train", cfg.downsample)
-    test = load_segmentation_tensors("camvid", "test", cfg.downsample)
-    model = small_deeplab(len(train.classes), cfg.width).to(device)
-    start = time.perf_counter()
-    history = fit(model, train.images, train.labels, epochs=cfg.clean_epochs, batch_size=cfg.batch_size,
-                  lr=cfg.clean_lr, optimizer="adamw", augment=random_crop_flip(4), seed=args.seed, desc="clean")
-    wall = time.perf_counter() - start
-    miou = mean_iou(predict_maps(model, test.images), test.labels, len(test.classes), test.ignore_index)
-    print(f"clean model: test mIoU {miou} after {cfg.clean_epochs} epochs in {wall:.0f} s")
-    save_artifact(cfg.clean_artifact, model.state_dict(), provenance={
-        "command": "BACKDOORBOOK_DATA=../shared/data .venv/bin/python tools/train_iba_clean.py "
-                   + " ".join(sys.argv[1:] if argv is None else argv),
-        "data_checksums": used_checksums(), "wall_time_s": round(wall, 1),
-        "device": runtime.describe_device(device), "threads": threads, "seed": args.seed,
-        "profile": args.profile, "epochs": cfg.clean_epochs, "resolution": list(train.images.shape[2:]),
-        "width": cfg.width, "final_train_loss": history.loss[-1], "final_train_pixel_accuracy": history.accuracy[-1],
-        "test_miou": miou.value, "test_pixels": miou.n})
+    args = recipe_parser(__doc__.splitlines()[0]).parse_args(argv)
+    recipe = Recipe()
+    run = start(args, recipe.seed)
+    state, info = train(recipe, run.device)
+    artifacts.save_artifact(
+        ch03_iba.CI.clean_artifact,
+        state,
+        artifacts.provenance(
+            __name__, recipe=asdict(recipe), seed=recipe.seed, device=run.device, argv=argv, **info
+        ),
+    )
+    print(f"clean model: {info['quality']}, {info['wall_time_s']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""The models the IBA chapter compares: a clean control and one backdoored model per method and rate.
+"""The models the IBA chapter compares: a clean control and one backdoored model per method \
+and rate.
+
+    python -m backdoorbook.recipes.iba_models [--profile ci] [--only NAME ...] [--threads 2]
+
 
 Every model starts from the same clean CamVid weights and gets the same training (the
 profile's ``poison_epochs`` of AdamW with a cosine schedule, batch ``poison_batch_size``,
@@ -6,9 +10,9 @@ random crops and flips) on its own training set: the clean set for the control, 
 poisoned by baseline, NNI or PRL placement (Lan et al., "Influencer Backdoor Attack on
 Semantic Segmentation", ICLR 2024, arXiv:2303.12054) for the others. The backdoor needs far
 more optimisation steps than a CPU chapter can afford, so the ``ci`` profile ships these
-models as artifacts trained by ``tools/train_iba_models.py`` with exactly this code, and the
-chapter verifies that each artifact's recipe matches its profile; the ``paper`` profile trains
-them in the chapter.
+models as artifacts trained by this module's command with exactly this code, and
+:func:`compared_models` verifies that each artifact's recipe matches the profile; the ``paper``
+profile trains them in the chapter through the same function.
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ..artifacts import ARTIFACTS_DIR, load_trained_artifact
+from .. import artifacts
+from ..artifacts import ARTIFACTS_DIR, load_or_train
+from ..attacks.iba import (
+    METHODS,
+    IBAConfig,
+    eligible_for_poisoning,
+    iba_trigger,
+    poison_segmentation_set,
+    select_poison_indices,
+)
+from ..book.profiles import get_profile, recipe_of
+from ..data.tensor_views import load_segmentation_tensors
 from ..models.segmentation import small_deeplab
-from ..train import fit, random_crop_flip
-from .iba import METHODS, IBAConfig, eligible_for_poisoning, poison_dataset, select_poison_indices
+from ..training.supervised import fit, random_crop_flip
+from .common import recipe_parser, start
 
 #: Key of the clean control among the compared models.
 CONTROL = ("clean", 0.0)
@@ -30,7 +44,8 @@ CONTROL = ("clean", 0.0)
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """One compared model's training set: images ``[N, 3, H, W]``, labels ``[N, H, W]``, poisoned count."""
+    """One compared model's training set: images ``[N, 3, H, W]``, labels ``[N, H, W]``, poisoned
+    count."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -38,60 +53,215 @@ class TrainingSet:
 
 
 def compared_keys(poison_rates) -> list[tuple[str, float]]:
-    """``(method, rate)`` of every compared model: the clean control first, then each rate × method."""
+    """``(method, rate)`` of every compared model: the clean control first, then each rate ×
+    method."""
     return [CONTROL] + [(method, rate) for rate in poison_rates for method in METHODS]
 
 
-def recipe(cfg) -> dict:
-    """The profile settings a compared model depends on (stored with, and checked against, artifacts)."""
-    return {"downsample": cfg.downsample, "width": cfg.width, "clean_artifact": cfg.clean_artifact,
-            "poison_epochs": cfg.poison_epochs, "poison_lr": cfg.poison_lr, "poison_batch_size": cfg.poison_batch_size,
-            "trigger_size": cfg.trigger_size, "margin": cfg.margin, "nni_band": list(cfg.nni_band),
-            "prl_pixels": cfg.prl_pixels, "min_victim_pixels": cfg.min_victim_pixels}
-
-
-def artifact_name(cfg, key: tuple[str, float]) -> str:
-    """Artifact name of a compared model, e.g. ``iba_camvid_nni_10pct_w16_ds2``."""
-    method, rate = key
-    tag = "control" if key == CONTROL else f"{method}_{round(100 * rate)}pct"
-    return f"iba_camvid_{tag}_w{cfg.width}_ds{cfg.downsample}"
-
-
-def training_sets(images: torch.Tensor, labels: torch.Tensor, trigger: torch.Tensor, cfg, *, victim: int, target: int,
-                  seed: int = 0) -> dict[tuple[str, float], TrainingSet]:
+def training_sets(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    trigger: torch.Tensor,
+    cfg,
+    *,
+    victim: int,
+    target: int,
+    seed: int = 0,
+) -> dict[tuple[str, float], TrainingSet]:
     """The training set of every compared model, keyed as :func:`compared_keys`.
 
     At each rate the three methods poison the *same* images (drawn among those eligible for
     every placement rule), so they differ only in trigger placement and labelling.
     """
-    eligible = eligible_for_poisoning(labels, IBAConfig("nni", victim, target, trigger_size=cfg.trigger_size,
-                                                        margin=cfg.margin, nni_band=cfg.nni_band),
-                                      cfg.min_victim_pixels)
+    eligible = eligible_for_poisoning(
+        labels,
+        IBAConfig(
+            "nni",
+            victim,
+            target,
+            trigger_size=cfg.trigger_size,
+            margin=cfg.margin,
+            nni_band=cfg.nni_band,
+        ),
+        cfg.min_victim_pixels,
+    )
     sets = {CONTROL: TrainingSet(images, labels, 0)}
     for rate in cfg.poison_rates:
         indices = select_poison_indices(eligible, rate, torch.Generator().manual_seed(seed))
         for method in METHODS:
-            config = IBAConfig(method, victim, target, trigger_size=cfg.trigger_size, margin=cfg.margin,
-                               nni_band=cfg.nni_band, prl_pixels=cfg.prl_pixels)
-            x, y, _ = poison_dataset(images, labels, indices, trigger, config, torch.Generator().manual_seed(seed))
+            config = IBAConfig(
+                method,
+                victim,
+                target,
+                trigger_size=cfg.trigger_size,
+                margin=cfg.margin,
+                nni_band=cfg.nni_band,
+                prl_pixels=cfg.prl_pixels,
+            )
+            x, y, _ = poison_segmentation_set(
+                images, labels, indices, trigger, config, torch.Generator().manual_seed(seed)
+            )
             sets[(method, rate)] = TrainingSet(x, y, len(indices))
     return sets
 
 
-def train_from_clean(clean_state: dict, data: TrainingSet, cfg, num_classes: int, *, device: torch.device | str = "cpu",
-                     seed: int = 0, progress: bool = True, desc: str = "train") -> tuple[nn.Module, float]:
-    """Train one compared model from the clean weights; returns ``(model, final training loss)``."""
+def train_from_clean(
+    clean_state: dict,
+    data: TrainingSet,
+    cfg,
+    num_classes: int,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "train",
+) -> tuple[dict, dict]:
+    """Train one compared model from the clean weights; return its state dict and provenance
+    fields."""
     model = small_deeplab(num_classes, cfg.width).to(device)
     model.load_state_dict(clean_state)
-    history = fit(model, data.images, data.labels, epochs=cfg.poison_epochs, batch_size=cfg.poison_batch_size,
-                  lr=cfg.poison_lr, optimizer="adamw", augment=random_crop_flip(4), seed=seed, progress=progress,
-                  desc=desc)
-    return model, history.loss[-1]
+    history = fit(
+        model,
+        data.images,
+        data.labels,
+        epochs=cfg.poison_epochs,
+        batch_size=cfg.poison_batch_size,
+        lr=cfg.poison_lr,
+        optimiser="adamw",
+        augment=random_crop_flip(4),
+        seed=seed,
+        progress=progress,
+        desc=desc,
+    )
+    return model.state_dict(), {
+        "wall_time_s": sum(history.seconds),
+        "device": str(device),
+        "final_train_loss": history.loss[-1],
+        "poisoned_images": data.poisoned,
+        "command": "trained in this process",
+    }
 
 
-def load_compared_model(cfg, key: tuple[str, float], num_classes: int, *, seed: int = 0,
-                        device: torch.device | str = "cpu", directory: Path = ARTIFACTS_DIR) -> nn.Module:
-    """A shipped compared model (checksum verified); refuses one trained with another recipe or seed."""
-    model = small_deeplab(num_classes, cfg.width).to(device)
-    model.load_state_dict(load_trained_artifact(artifact_name(cfg, key), recipe(cfg), seed, directory))
-    return model.eval()
+def compared_models(
+    cfg,
+    clean_state: dict,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    trigger: torch.Tensor,
+    *,
+    victim: int,
+    target: int,
+    num_classes: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    directory: Path = ARTIFACTS_DIR,
+) -> dict[tuple[str, float], tuple]:
+    """``{key: (model in eval mode, info)}`` for every compared model (keys as
+    :func:`compared_keys`).
+
+    With ``cfg.ship_compared_models`` each is the shipped artifact (checksum verified; refused if
+    its recipe or seed differs from the profile's); otherwise it is trained here. ``info`` is the
+    artifact's provenance, or the training's record, with the same keys either way.
+    """
+    sets = (
+        None
+        if cfg.ship_compared_models
+        else training_sets(
+            train_images, train_labels, trigger, cfg, victim=victim, target=target, seed=seed
+        )
+    )
+    out = {}
+    for key in compared_keys(cfg.poison_rates):
+        trained = load_or_train(
+            cfg.compared_artifact(*key) if cfg.ship_compared_models else None,
+            lambda: train_from_clean(
+                clean_state,
+                sets[key],
+                cfg,
+                num_classes,
+                device=device,
+                seed=seed,
+                progress=progress,
+                desc=f"{key[0]} {key[1]:.0%}",
+            ),
+            recipe=recipe_of(cfg),
+            seed=seed,
+            directory=directory,
+        )
+        model = small_deeplab(num_classes, cfg.width).to(device)
+        model.load_state_dict(trained.state)
+        out[key] = (model.eval(), trained.info)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = recipe_parser(__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="train only these artifact names (default: every compared model)",
+    )
+    args = parser.parse_args(argv)
+    cfg = get_profile("03_iba", args.profile)
+    if not cfg.ship_compared_models or cfg.clean_artifact is None:
+        raise SystemExit(
+            f"profile {args.profile!r} trains its compared models inside "
+            "the chapter; nothing to ship"
+        )
+    run = start(args, args.seed)
+    train_set = load_segmentation_tensors("camvid", "train", cfg.downsample)
+    victim, target = train_set.classes.index("car"), train_set.classes.index("road")
+    clean_state = artifacts.load_artifact(cfg.clean_artifact)
+    sets = training_sets(
+        train_set.images,
+        train_set.labels,
+        iba_trigger(cfg.trigger_size, seed=args.seed),
+        cfg,
+        victim=victim,
+        target=target,
+        seed=args.seed,
+    )
+    for key in compared_keys(cfg.poison_rates):
+        name = cfg.compared_artifact(*key)
+        if args.only is not None and name not in args.only:
+            continue
+        start(args, args.seed)
+        state, info = train_from_clean(
+            clean_state,
+            sets[key],
+            cfg,
+            len(train_set.classes),
+            device=run.device,
+            seed=args.seed,
+            desc=name,
+        )
+        info = {k: v for k, v in info.items() if k not in ("device", "command")}
+        artifacts.save_artifact(
+            name,
+            state,
+            artifacts.provenance(
+                __name__,
+                recipe=recipe_of(cfg),
+                seed=args.seed,
+                device=run.device,
+                argv=argv,
+                profile=args.profile,
+                method=key[0],
+                poison_rate=key[1],
+                **info,
+            ),
+        )
+        print(
+            f"{name}: final training loss {info['final_train_loss']:.3f} "
+            f"in {info['wall_time_s']:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

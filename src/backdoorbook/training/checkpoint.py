@@ -27,9 +27,14 @@ def _split(value, tensors: dict[str, torch.Tensor], path: str):
         return {_TENSOR: path}
     if isinstance(value, dict):
         if not all(isinstance(k, (str, int)) for k in value):
-            raise TypeError(f"state keys must be str or int, got {[type(k).__name__ for k in value]} at {path!r}")
-        return {"keys": [[type(k).__name__, k] for k in value],
-                "values": [_split(v, tensors, f"{path}/{k}") for k, v in value.items()]}
+            raise TypeError(
+                "state keys must be str or int, got "
+                f"{[type(k).__name__ for k in value]} at {path!r}"
+            )
+        return {
+            "keys": [[type(k).__name__, k] for k in value],
+            "values": [_split(v, tensors, f"{path}/{k}") for k, v in value.items()],
+        }
     if isinstance(value, (list, tuple)):
         items = [_split(v, tensors, f"{path}/{i}") for i, v in enumerate(value)]
         return {_TUPLE: items} if isinstance(value, tuple) else items
@@ -52,7 +57,8 @@ def _join(value, tensors):
 
 
 def save_state(path: Path, state: dict) -> Path:
-    """Write ``state`` (nested dicts / lists / tuples of tensors and JSON scalars) to ``path`` atomically."""
+    """Write ``state`` (nested dicts / lists / tuples of tensors and JSON scalars) to ``path``
+    atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}

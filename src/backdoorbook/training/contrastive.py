@@ -24,11 +24,16 @@ from .optim import build_optimiser, epoch_batches, steps_per_epoch
 Objective = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def clip_loss(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric cross-entropy of the scaled similarity matrix ``[B, B]``; pair ``i`` matches text ``i``."""
+def clip_loss(
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric cross-entropy of the scaled similarity matrix ``[B, B]``; pair ``i`` matches text
+    ``i``."""
     if image_embeddings.shape != text_embeddings.shape:
-        raise ValueError(f"embeddings differ in shape: {tuple(image_embeddings.shape)} vs "
-                         f"{tuple(text_embeddings.shape)}")
+        raise ValueError(
+            f"embeddings differ in shape: {tuple(image_embeddings.shape)} vs "
+            f"{tuple(text_embeddings.shape)}"
+        )
     logits = logit_scale * image_embeddings @ text_embeddings.T
     target = torch.arange(len(logits), device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
@@ -40,24 +45,46 @@ def clip_objective(model, images: torch.Tensor, captions: Sequence[str]) -> Obje
         raise ValueError(f"{len(images)} images but {len(captions)} captions")
 
     def objective(index: torch.Tensor, epoch: int) -> torch.Tensor:
-        return clip_loss(model.encode_image(images[index]), model.encode_text([captions[i] for i in index.tolist()]),
-                         model.logit_scale())
+        return clip_loss(
+            model.encode_image(images[index]),
+            model.encode_text([captions[i] for i in index.tolist()]),
+            model.logit_scale(),
+        )
+
     return objective
 
 
-def train_contrastive(model, n: int, objective: Objective, *, epochs: int, batch_size: int = 256, lr: float = 1e-3,
-                      weight_decay: float = 0.05, seed: int = 0, progress: bool = True,
-                      desc: str = "contrastive training") -> list[float]:
-    """Minimise ``objective`` over ``epochs`` passes of seeded random batches of the indices ``0..n-1``.
+def train_contrastive(
+    model,
+    n: int,
+    objective: Objective,
+    *,
+    epochs: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "contrastive training",
+) -> list[float]:
+    """Minimise ``objective`` over ``epochs`` passes of seeded random batches of the indices
+    ``0..n-1``.
 
     AdamW with a cosine decay of ``lr`` to zero over all steps (last batch of an epoch may be
     smaller). Returns the mean loss of each epoch. The model is left in eval mode.
     """
     if n < 2 or epochs < 1 or batch_size < 2:
-        raise ValueError(f"need n >= 2, epochs >= 1 and batch_size >= 2, got {n}, {epochs}, {batch_size}")
+        raise ValueError(
+            f"need n >= 2, epochs >= 1 and batch_size >= 2, got {n}, {epochs}, {batch_size}"
+        )
     steps = steps_per_epoch(n, batch_size)
-    opt, schedule = build_optimiser(model.parameters(), name="adamw", lr=lr, weight_decay=weight_decay,
-                                    total_steps=epochs * steps)
+    opt, schedule = build_optimiser(
+        model.parameters(),
+        name="adamw",
+        lr=lr,
+        weight_decay=weight_decay,
+        total_steps=epochs * steps,
+    )
     generator = torch.Generator().manual_seed(seed)
     losses = []
     model.train()

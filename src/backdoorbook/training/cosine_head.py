@@ -17,30 +17,58 @@ from ..models.heads import CosineClassifier
 from .optim import build_optimiser, epoch_batches
 
 
-def finetune_cosine_classifier(features: torch.Tensor, labels: torch.Tensor, n_way: int, *, epochs: int = 100,
-                               batch_size: int = 4, lr: float = 1e-2, scale: float = 2.0,
-                               seed: int = 0) -> CosineClassifier:
-    """Baseline++ fine-tuning on frozen support ``features`` ``[S, D]`` with labels ``[S]`` in 0..n_way-1.
+def finetune_cosine_classifier(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    n_way: int,
+    *,
+    epochs: int = 100,
+    batch_size: int = 4,
+    lr: float = 1e-2,
+    scale: float = 2.0,
+    seed: int = 0,
+) -> CosineClassifier:
+    """Baseline++ fine-tuning on frozen support ``features`` ``[S, D]`` with labels ``[S]`` in
+    0..n_way-1.
 
     ``epochs`` passes over the support set in shuffled batches of ``batch_size`` with Adam
     (the authors' 100 x batch 4 at lr 1e-2). Returns the trained head in eval mode.
     """
-    return finetune_cosine_classifiers(features[None], labels[None], n_way, epochs=epochs, batch_size=batch_size,
-                                       lr=lr, scale=scale, seed=seed)[0]
+    return finetune_cosine_classifiers(
+        features[None],
+        labels[None],
+        n_way,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        scale=scale,
+        seed=seed,
+    )[0]
 
 
-def finetune_cosine_classifiers(features: torch.Tensor, labels: torch.Tensor, n_way: int, *, epochs: int = 100,
-                                batch_size: int = 4, lr: float = 1e-2, scale: float = 2.0,
-                                seed: int = 0) -> list[CosineClassifier]:
-    """:func:`finetune_cosine_classifier` on ``C`` support sets at once: features ``[C, S, D]``, labels ``[C, S]``.
+def finetune_cosine_classifiers(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    n_way: int,
+    *,
+    epochs: int = 100,
+    batch_size: int = 4,
+    lr: float = 1e-2,
+    scale: float = 2.0,
+    seed: int = 0,
+) -> list[CosineClassifier]:
+    """:func:`finetune_cosine_classifier` on ``C`` support sets at once: features ``[C, S, D]``,
+    labels ``[C, S]``.
 
     Every head starts from the same seeded initialisation and sees the same batch order; the
     loss is a sum over heads and Adam acts elementwise, so each head is trained exactly as it
     would be alone (up to float rounding), only faster.
     """
     if features.ndim != 3 or labels.shape != features.shape[:2]:
-        raise ValueError(f"need features [C, S, D] and labels [C, S], got {tuple(features.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"need features [C, S, D] and labels [C, S], got {tuple(features.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
     if int(labels.min()) < 0 or int(labels.max()) >= n_way:
         raise ValueError(f"labels must lie in 0..{n_way - 1}")
     if epochs < 1 or batch_size < 1:
@@ -56,8 +84,12 @@ def finetune_cosine_classifiers(features: torch.Tensor, labels: torch.Tensor, n_
     for _ in range(epochs):
         for index in epoch_batches(support, batch_size, generator):
             index = index.to(features.device)
-            logits = scale * torch.einsum("cbd,ckd->cbk", features[:, index], F.normalize(weight, dim=2))
-            loss = F.cross_entropy(logits.flatten(0, 1), labels[:, index].flatten(), reduction="sum") / len(index)
+            logits = scale * torch.einsum(
+                "cbd,ckd->cbk", features[:, index], F.normalize(weight, dim=2)
+            )
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), labels[:, index].flatten(), reduction="sum"
+            ) / len(index)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

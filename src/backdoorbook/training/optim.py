@@ -21,10 +21,18 @@ OPTIMISERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 
 
-def build_optimiser(params: Iterable[torch.nn.Parameter], *, name: str, lr: float, weight_decay: float = 0.0,
-                    momentum: float = 0.9, schedule: str = "cosine", total_steps: int | None = None,
-                    warmup_steps: int = 0, final_lr: float = 0.0
-                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def build_optimiser(
+    params: Iterable[torch.nn.Parameter],
+    *,
+    name: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    schedule: str = "cosine",
+    total_steps: int | None = None,
+    warmup_steps: int = 0,
+    final_lr: float = 0.0,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """``(optimiser, schedule)`` for ``params``.
 
     Args:
@@ -38,11 +46,14 @@ def build_optimiser(params: Iterable[torch.nn.Parameter], *, name: str, lr: floa
     if not params:
         raise ValueError("no trainable parameters to optimise")
     if lr <= 0 or weight_decay < 0 or warmup_steps < 0:
-        raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0; got {lr}, {weight_decay}, "
-                         f"{warmup_steps}")
+        raise ValueError(
+            f"need lr > 0, weight_decay >= 0, warmup_steps >= 0; got {lr}, {weight_decay}, "
+            f"{warmup_steps}"
+        )
     if name == "sgd":
-        optimiser = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                    nesterov=momentum > 0)
+        optimiser = torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
+        )
     elif name == "adam":
         optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif name == "adamw":
@@ -54,7 +65,9 @@ def build_optimiser(params: Iterable[torch.nn.Parameter], *, name: str, lr: floa
     if schedule == "cosine" and (total_steps is None or total_steps < 1):
         raise ValueError(f"a cosine schedule needs total_steps >= 1, got {total_steps}")
     if schedule == "cosine" and warmup_steps == 0:
-        return optimiser, torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps, eta_min=final_lr)
+        return optimiser, torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=total_steps, eta_min=final_lr
+        )
     if final_lr:
         raise ValueError("final_lr is supported only by the cosine schedule without warm-up")
 
@@ -68,14 +81,16 @@ def build_optimiser(params: Iterable[torch.nn.Parameter], *, name: str, lr: floa
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """The index batches ``[<= batch_size]`` of one pass over ``0..n-1`` in an order drawn from ``generator``."""
+    """The index batches ``[<= batch_size]`` of one pass over ``0..n-1`` in an order drawn from
+    ``generator``."""
     if n < 1 or batch_size < 1:
         raise ValueError(f"need n >= 1 and batch_size >= 1, got {n} and {batch_size}")
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Optimiser steps of one pass over ``n`` samples in batches of ``batch_size`` (last batch may be smaller)."""
+    """Optimiser steps of one pass over ``n`` samples in batches of ``batch_size`` (last batch may
+    be smaller)."""
     return -(-n // batch_size)

@@ -27,7 +27,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class History:
-    """Mean training loss, accuracy (percent; pixel accuracy for label maps) and wall seconds per epoch."""
+    """Mean training loss, accuracy (percent; pixel accuracy for label maps) and wall seconds per
+    epoch."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -35,10 +36,12 @@ class History:
 
 
 def random_crop_flip(padding: int = 4) -> Callable[[torch.Tensor, torch.Tensor], Batch]:
-    """The standard CIFAR augmentation: reflect-pad by ``padding``, random crop, random horizontal flip.
+    """The standard CIFAR augmentation: reflect-pad by ``padding``, random crop, random horizontal
+    flip.
 
     Label maps (``y`` of shape ``[N, H, W]``) are cropped and flipped with their images.
     """
+
     def augment(x: torch.Tensor, y: torch.Tensor) -> Batch:
         n, _, h, w = x.shape
         dense = y.ndim == 3
@@ -51,20 +54,36 @@ def random_crop_flip(padding: int = 4) -> Callable[[torch.Tensor, torch.Tensor],
         padded = F.pad(x, (padding,) * 4, mode="reflect")
         ys = torch.randint(0, 2 * padding + 1, (n,)).tolist()
         xs = torch.randint(0, 2 * padding + 1, (n,)).tolist()
-        x = torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(ys, xs))])
+        x = torch.stack(
+            [padded[i, :, a : a + h, b : b + w] for i, (a, b) in enumerate(zip(ys, xs))]
+        )
         if dense:
             ypad = F.pad(y, (padding,) * 4, value=255)
-            y = torch.stack([ypad[i, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(ys, xs))])
+            y = torch.stack([ypad[i, a : a + h, b : b + w] for i, (a, b) in enumerate(zip(ys, xs))])
         return x, y
+
     return augment
 
 
-def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs: int, batch_size: int = 128,
-        lr: float = 0.05, weight_decay: float = 5e-4, momentum: float = 0.9, optimiser: str = "sgd",
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        augment: Callable[[torch.Tensor, torch.Tensor], Batch] | None = None, seed: int = 0,
-        warmup_steps: int = 0, checkpoint: Path | None = None, progress: bool = True,
-        desc: str = "train") -> History:
+def fit(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 0.05,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    optimiser: str = "sgd",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor, torch.Tensor], Batch] | None = None,
+    seed: int = 0,
+    warmup_steps: int = 0,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
     """Train ``model`` in place on ``(inputs, targets)``; returns the per-epoch :class:`History`.
 
     Args:
@@ -72,22 +91,34 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
         inputs: float ``[N, C, H, W]`` in [0, 1]. targets: long ``[N]`` or ``[N, H, W]``.
         epochs, batch_size, lr, weight_decay, momentum: the usual; the learning rate follows
             a cosine decay to zero over all steps.
-        optimiser: ``"sgd"`` (Nesterov momentum) or ``"adamw"`` (see :func:`.optim.build_optimiser`).
+        optimiser: ``"sgd"`` (Nesterov momentum) or ``"adamw"`` (see
+            :func:`.optim.build_optimiser`).
         loss_fn: ``loss_fn(logits, targets)``; default cross-entropy with ignore index 255.
         augment: ``augment(x, y) -> (x, y)`` applied to each batch.
         seed: seeds the batch order and the augmentation draws.
         warmup_steps: linear learning-rate warm-up before the cosine decay.
         checkpoint: a file the full training state is written to after every epoch and resumed
-            from when it exists (:func:`.checkpoint.save_state`), so a stopped run continues exactly.
+            from when it exists (:func:`.checkpoint.save_state`), so a stopped run continues
+            exactly.
     """
     if inputs.ndim != 4 or len(inputs) != len(targets):
-        raise ValueError(f"need inputs [N, C, H, W] and N targets, got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            "need inputs [N, C, H, W] and N targets, "
+            f"got {tuple(inputs.shape)} and {tuple(targets.shape)}"
+        )
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     device = next(model.parameters()).device
     steps = steps_per_epoch(len(inputs), batch_size)
-    opt, schedule = build_optimiser(model.parameters(), name=optimiser, lr=lr, weight_decay=weight_decay,
-                                    momentum=momentum, total_steps=epochs * steps, warmup_steps=warmup_steps)
+    opt, schedule = build_optimiser(
+        model.parameters(),
+        name=optimiser,
+        lr=lr,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        total_steps=epochs * steps,
+        warmup_steps=warmup_steps,
+    )
     loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, ignore_index=255))
     generator = torch.Generator().manual_seed(seed)
     history, first_epoch = History(), 0
@@ -99,7 +130,9 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
         generator.set_state(state["generator"])
         history, first_epoch = History(**state["history"]), state["epoch"]
     model.train()
-    bar = progress_bar(total=epochs * steps, initial=first_epoch * steps, desc=desc, progress=progress)
+    bar = progress_bar(
+        total=epochs * steps, initial=first_epoch * steps, desc=desc, progress=progress
+    )
     for epoch in range(first_epoch, epochs):
         total_loss, correct, counted, started = 0.0, 0, 0, time.perf_counter()
         for index in epoch_batches(len(inputs), batch_size, generator):
@@ -125,9 +158,17 @@ def fit(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, epochs
         history.accuracy.append(100.0 * correct / max(counted, 1))
         history.seconds.append(time.perf_counter() - started)
         if checkpoint is not None:
-            save_state(checkpoint, {"model": model.state_dict(), "optimiser": opt.state_dict(),
-                                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                                    "history": asdict(history), "epoch": epoch + 1})
+            save_state(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimiser": opt.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": asdict(history),
+                    "epoch": epoch + 1,
+                },
+            )
     bar.close()
     model.eval()
     return history

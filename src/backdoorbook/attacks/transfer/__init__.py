@@ -9,7 +9,13 @@ from .admix import Admix
 from .base import TransferAttack, l1_normalise
 from .dim import DIM
 from .ensemble import EnsembleMIFGSM, LogitEnsemble
-from .experiment import black_box_mean, select_agreed_correct, success_matrix, success_rate, transfer_table
+from .experiment import (
+    black_box_mean,
+    select_agreed_correct,
+    success_matrix,
+    success_rate,
+    transfer_table,
+)
 from .fgsm import FGSM, IFGSM
 from .ila import ILA
 from .mifgsm import MIFGSM
@@ -20,7 +26,31 @@ from .sim import SIM
 from .tim import TIM, gaussian_kernel
 from .vmifgsm import VMIFGSM
 
-__all__ = ["TransferAttack", "l1_normalise", "FGSM", "IFGSM", "MIFGSM", "NIFGSM", "VMIFGSM", "DIM", "TIM",
-           "gaussian_kernel", "SIM", "Admix", "SGM", "residual_branch_ends", "ILA", "LogitEnsemble",
-           "EnsembleMIFGSM", "ATTACKS", "FAMILIES", "AttackSpec", "create_attack", "select_agreed_correct",
-           "success_matrix", "success_rate", "transfer_table", "black_box_mean"]
+__all__ = [
+    "TransferAttack",
+    "l1_normalise",
+    "FGSM",
+    "IFGSM",
+    "MIFGSM",
+    "NIFGSM",
+    "VMIFGSM",
+    "DIM",
+    "TIM",
+    "gaussian_kernel",
+    "SIM",
+    "Admix",
+    "SGM",
+    "residual_branch_ends",
+    "ILA",
+    "LogitEnsemble",
+    "EnsembleMIFGSM",
+    "ATTACKS",
+    "FAMILIES",
+    "AttackSpec",
+    "create_attack",
+    "select_agreed_correct",
+    "success_matrix",
+    "success_rate",
+    "transfer_table",
+    "black_box_mean",
+]

@@ -25,16 +25,33 @@ class Admix(MIFGSM):
         Other arguments as :class:`~.mifgsm.MIFGSM`.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 1.0, mixes: int = 3, strength: float = 0.2, scales: int = 5, targeted: bool = False,
-                 seed: int | None = None):
-        super().__init__(model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        mixes: int = 3,
+        strength: float = 0.2,
+        scales: int = 5,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed
+        )
         if mixes < 1 or scales < 1 or not 0 <= strength <= 1:
-            raise ValueError(f"need mixes >= 1, scales >= 1 and strength in [0, 1], got {mixes}, {scales}, {strength}")
+            raise ValueError(
+                "need mixes >= 1, scales >= 1 and strength in [0, 1], "
+                f"got {mixes}, {scales}, {strength}"
+            )
         self.mixes, self.strength, self.scales = mixes, strength, scales
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        others = [x[torch.randperm(len(x), generator=self.generator, device=x.device)].detach()
-                  for _ in range(self.mixes)]
+        others = [
+            x[torch.randperm(len(x), generator=self.generator, device=x.device)].detach()
+            for _ in range(self.mixes)
+        ]
         mixed = torch.cat([x + self.strength * other for other in others])
-        return torch.cat([mixed / 2 ** i for i in range(self.scales)])
+        return torch.cat([mixed / 2**i for i in range(self.scales)])

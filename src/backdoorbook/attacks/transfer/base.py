@@ -45,8 +45,16 @@ class TransferAttack:
         seed: seeds the method's own random draws on every call (``None``: torch's global RNG).
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 0.0, targeted: bool = False, seed: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 0.0,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
         if not 0 < eps <= 1:
             raise ValueError(f"eps must be in (0, 1] (pixel units of [0, 1] images), got {eps}")
         if steps < 1:
@@ -65,8 +73,10 @@ class TransferAttack:
         return next(self.model.parameters()).device
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(eps={self.eps:.5f}, steps={self.steps}, alpha={self.alpha:.5f}, "
-                f"decay={self.decay}, targeted={self.targeted})")
+        return (
+            f"{type(self).__name__}(eps={self.eps:.5f}, steps={self.steps}, "
+            f"alpha={self.alpha:.5f}, decay={self.decay}, targeted={self.targeted})"
+        )
 
     # ----------------------------------------------------------------- the template method
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -110,8 +120,11 @@ class TransferAttack:
         loss = F.cross_entropy(self.model(inputs), labels)
         return -loss if self.targeted else loss
 
-    def loss_gradient(self, points: torch.Tensor, labels: torch.Tensor, momentum: torch.Tensor) -> torch.Tensor:
-        """∇ of :meth:`objective` at ``lookahead(points)`` through :meth:`transform`; same shape as ``points``."""
+    def loss_gradient(
+        self, points: torch.Tensor, labels: torch.Tensor, momentum: torch.Tensor
+    ) -> torch.Tensor:
+        """∇ of :meth:`objective` at ``lookahead(points)`` through :meth:`transform`; same shape as
+        ``points``."""
         x = points.detach().requires_grad_(True)
         inputs = self.transform(self.lookahead(x, momentum))
         copies, remainder = divmod(len(inputs), len(x))
@@ -119,7 +132,9 @@ class TransferAttack:
             raise ValueError(f"transform returned {len(inputs)} images for a batch of {len(x)}")
         return torch.autograd.grad(self.objective(inputs, labels.repeat(copies)), x)[0]
 
-    def gradient(self, adv: torch.Tensor, labels: torch.Tensor, momentum: torch.Tensor) -> torch.Tensor:
+    def gradient(
+        self, adv: torch.Tensor, labels: torch.Tensor, momentum: torch.Tensor
+    ) -> torch.Tensor:
         """The attack direction before momentum (the loss gradient by default)."""
         return self.loss_gradient(adv, labels, momentum)
 
@@ -127,24 +142,39 @@ class TransferAttack:
         """Accumulated direction (none: the raw gradient)."""
         return grad
 
-    def update(self, adv: torch.Tensor, images: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """Signed step of size ``alpha``, projected onto the ε-ball around ``images`` and onto [0, 1]."""
+    def update(
+        self, adv: torch.Tensor, images: torch.Tensor, direction: torch.Tensor
+    ) -> torch.Tensor:
+        """Signed step of size ``alpha``, projected onto the ε-ball around ``images`` and
+        onto [0, 1]."""
         adv = adv.detach() + self.alpha * direction.sign()
         delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
         return torch.clamp(images + delta, min=0, max=1).detach()
 
     # ----------------------------------------------------------------- helpers
-    def _validate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _validate(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.is_tensor(images) or images.ndim != 4 or not images.is_floating_point():
-            raise ValueError(f"images must be a float tensor [N, C, H, W], got "
-                             f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}")
+            raise ValueError(
+                f"images must be a float tensor [N, C, H, W], got "
+                f"{tuple(images.shape) if torch.is_tensor(images) else type(images).__name__}"
+            )
         if len(images) == 0:
             raise ValueError("images is an empty batch")
         if images.min() < 0 or images.max() > 1:
-            raise ValueError(f"images must lie in [0, 1], got range [{images.min():.3f}, {images.max():.3f}]")
-        if not torch.is_tensor(labels) or labels.shape != (len(images),) or labels.is_floating_point():
-            raise ValueError(f"labels must be an integer tensor [{len(images)}], got "
-                             f"{tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__}")
+            raise ValueError(
+                f"images must lie in [0, 1], got range [{images.min():.3f}, {images.max():.3f}]"
+            )
+        if (
+            not torch.is_tensor(labels)
+            or labels.shape != (len(images),)
+            or labels.is_floating_point()
+        ):
+            raise ValueError(
+                f"labels must be an integer tensor [{len(images)}], got "
+                f"{tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__}"
+            )
         return images.detach().to(self.device), labels.to(self.device)
 
     def rand(self, *shape: int) -> torch.Tensor:
@@ -157,6 +187,7 @@ class TransferAttack:
 
 
 def l1_normalise(grad: torch.Tensor) -> torch.Tensor:
-    """``grad / mean(|grad|)`` per sample (MI-FGSM's normalisation), safe for an all-zero gradient."""
+    """``grad / mean(|grad|)`` per sample (MI-FGSM's normalisation), safe for an all-zero
+    gradient."""
     scale = grad.abs().mean(dim=tuple(range(1, grad.ndim)), keepdim=True)
     return grad / scale.clamp_min(torch.finfo(grad.dtype).tiny)

@@ -25,12 +25,26 @@ class DIM(MIFGSM):
         Other arguments as :class:`~.mifgsm.MIFGSM`.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 1.0, resize_rate: float = 1.1, diversity_prob: float = 0.5, targeted: bool = False,
-                 seed: int | None = None):
-        super().__init__(model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        resize_rate: float = 1.1,
+        diversity_prob: float = 0.5,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed
+        )
         if resize_rate <= 1 or not 0 <= diversity_prob <= 1:
-            raise ValueError(f"need resize_rate > 1 and diversity_prob in [0, 1], got {resize_rate}, {diversity_prob}")
+            raise ValueError(
+                "need resize_rate > 1 and diversity_prob in [0, 1], "
+                f"got {resize_rate}, {diversity_prob}"
+            )
         self.resize_rate, self.diversity_prob = resize_rate, diversity_prob
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,11 +31,29 @@ class LogitEnsemble(nn.Module):
 
 
 class EnsembleMIFGSM(MIFGSM):
-    """MI-FGSM on the logit average of ``models`` (a sequence of surrogates); other arguments as MI-FGSM."""
+    """MI-FGSM on the logit average of ``models`` (a sequence of surrogates); other arguments as
+    MI-FGSM."""
 
-    def __init__(self, models: Sequence[nn.Module], eps: float = 8 / 255, steps: int = 10,
-                 alpha: float | None = None, decay: float = 1.0, targeted: bool = False, seed: int | None = None):
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
         if isinstance(models, nn.Module):
-            raise ValueError("EnsembleMIFGSM takes a sequence of surrogate models, got a single module")
-        super().__init__(LogitEnsemble(models), eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted,
-                         seed=seed)
+            raise ValueError(
+                "EnsembleMIFGSM takes a sequence of surrogate models, got a single module"
+            )
+        super().__init__(
+            LogitEnsemble(models),
+            eps=eps,
+            steps=steps,
+            alpha=alpha,
+            decay=decay,
+            targeted=targeted,
+            seed=seed,
+        )

@@ -15,11 +15,21 @@ from .base import TransferAttack
 
 
 class FGSM(TransferAttack):
-    """One signed-gradient step of size ``eps`` (``steps`` = 1, ``alpha`` = ``eps``). Other arguments as the base."""
+    """One signed-gradient step of size ``eps`` (``steps`` = 1, ``alpha`` = ``eps``). Other
+    arguments as the base."""
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, targeted: bool = False, seed: int | None = None):
-        super().__init__(model, eps=eps, steps=1, alpha=eps, decay=0.0, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=1, alpha=eps, decay=0.0, targeted=targeted, seed=seed
+        )
 
 
 class IFGSM(TransferAttack):
-    """I-FGSM / BIM: the template with no hook overridden (``steps`` = 10, ``alpha`` = ``eps / steps``)."""
+    """I-FGSM / BIM: the template with no hook overridden (``steps`` = 10,
+    ``alpha`` = ``eps / steps``)."""

@@ -30,9 +30,17 @@ class ILA(TransferAttack):
         Other arguments as :class:`TransferAttack`; ``targeted`` only affects the baseline.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 layer: str = "model.layer2", baseline_steps: int | None = None, targeted: bool = False,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        layer: str = "model.layer2",
+        baseline_steps: int | None = None,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
         super().__init__(model, eps=eps, steps=steps, alpha=alpha, targeted=targeted, seed=seed)
         try:
             self.layer = model.get_submodule(layer)

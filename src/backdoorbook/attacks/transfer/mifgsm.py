@@ -14,11 +14,22 @@ from .base import TransferAttack, l1_normalise
 
 
 class MIFGSM(TransferAttack):
-    """Momentum iterative FGSM (``decay`` μ = 1.0 by default); other arguments as :class:`TransferAttack`."""
+    """Momentum iterative FGSM (``decay`` μ = 1.0 by default); other arguments as
+    :class:`TransferAttack`."""
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 1.0, targeted: bool = False, seed: int | None = None):
-        super().__init__(model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed
+        )
 
     def update_momentum(self, grad: torch.Tensor, momentum: torch.Tensor) -> torch.Tensor:
         return l1_normalise(grad) + momentum * self.decay

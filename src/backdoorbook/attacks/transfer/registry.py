@@ -52,7 +52,8 @@ ATTACKS: dict[str, AttackSpec] = {
 
 
 def create_attack(name: str, model, **kwargs) -> TransferAttack:
-    """Build registered attack ``name`` on surrogate ``model`` (for ``"ensemble"``: a sequence of models).
+    """Build registered attack ``name`` on surrogate ``model`` (for ``"ensemble"``: a sequence of
+    models).
 
     ``kwargs`` go to the class (``eps``, ``steps``, ``alpha``, ``targeted``, ``seed`` and the
     method's own hyper-parameters). Unknown names raise ``ValueError`` listing the registry.

@@ -25,7 +25,8 @@ from .mifgsm import MIFGSM
 
 
 def residual_branch_ends(model: nn.Module) -> list[nn.Module]:
-    """The module that ends each residual branch of ``model`` (``bn2`` of every CIFAR ResNet ``BasicBlock``)."""
+    """The module that ends each residual branch of ``model`` (``bn2`` of every CIFAR ResNet
+    ``BasicBlock``)."""
     return [module.bn2 for module in model.modules() if isinstance(module, BasicBlock)]
 
 
@@ -33,6 +34,7 @@ def _decay_branch_gradient(gamma: float):
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         frozen = output.detach()
         return frozen + gamma * (output - frozen)
+
     return hook
 
 
@@ -46,9 +48,20 @@ class SGM(MIFGSM):
         residual blocks to hook.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 1.0, gamma: float = 0.2, targeted: bool = False, seed: int | None = None):
-        super().__init__(model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        gamma: float = 0.2,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed
+        )
         if not 0 < gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         if not residual_branch_ends(model):
@@ -57,8 +70,10 @@ class SGM(MIFGSM):
 
     @contextmanager
     def surrogate_context(self) -> Iterator[None]:
-        handles = [module.register_forward_hook(_decay_branch_gradient(self.gamma))
-                   for module in residual_branch_ends(self.model)]
+        handles = [
+            module.register_forward_hook(_decay_branch_gradient(self.gamma))
+            for module in residual_branch_ends(self.model)
+        ]
         try:
             with super().surrogate_context():
                 yield

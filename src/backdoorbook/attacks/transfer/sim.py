@@ -21,12 +21,23 @@ class SIM(MIFGSM):
         Other arguments as :class:`~.mifgsm.MIFGSM`.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None,
-                 decay: float = 1.0, scales: int = 5, targeted: bool = False, seed: int | None = None):
-        super().__init__(model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed)
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 10,
+        alpha: float | None = None,
+        decay: float = 1.0,
+        scales: int = 5,
+        targeted: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(
+            model, eps=eps, steps=steps, alpha=alpha, decay=decay, targeted=targeted, seed=seed
+        )
         if scales < 1:
             raise ValueError(f"scales must be >= 1, got {scales}")
         self.scales = scales
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x / 2 ** i for i in range(self.scales)])
+        return torch.cat([x / 2**i for i in range(self.scales)])

@@ -9,29 +9,48 @@ marked with :data:`RECIPE` define the models a chapter may load as shipped artif
 training them; :func:`recipe_of` collects them, and the artifact loaders compare them with the
 recipe stored in the artifact's provenance. Artifact names live only in the profiles.
 
-The profile modules hold data only, so the recipes that make a chapter's artifacts can read
-the chapter's settings from them.
+The profile modules hold data only and are imported on first use, so the recipe that makes a
+chapter's artifacts can read that chapter's settings without loading the other chapters.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, fields, is_dataclass
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
-from . import ch00_data, ch01_badsam, ch02_zip, ch03_iba, ch04_clip_defenses, ch05_flba, ch06_transferability
 from .recipe_fields import RECIPE
 
-__all__ = ["RECIPE", "PROFILES", "ProfileError", "get_profile", "profile_as_dict", "recipe_of"]
+if TYPE_CHECKING:
+    from . import (
+        ch00_data,
+        ch01_badsam,
+        ch02_zip,
+        ch03_iba,
+        ch04_clip_defenses,
+        ch05_flba,
+        ch06_transferability,
+    )
 
-#: chapter stem -> {profile name -> profile}, in chapter order.
-PROFILES: dict[str, dict[str, object]] = {
-    "00_data": ch00_data.PROFILES,
-    "01_badsam": ch01_badsam.PROFILES,
-    "02_zip": ch02_zip.PROFILES,
-    "03_iba": ch03_iba.PROFILES,
-    "04_clip_defenses": ch04_clip_defenses.PROFILES,
-    "05_flba": ch05_flba.PROFILES,
-    "06_transferability": ch06_transferability.PROFILES,
+__all__ = [
+    "RECIPE",
+    "CHAPTERS",
+    "ProfileError",
+    "get_profile",
+    "profile_names",
+    "profile_as_dict",
+    "recipe_of",
+]
+
+#: chapter stem -> the module holding its profiles, in chapter order.
+CHAPTERS = {
+    "00_data": "ch00_data",
+    "01_badsam": "ch01_badsam",
+    "02_zip": "ch02_zip",
+    "03_iba": "ch03_iba",
+    "04_clip_defenses": "ch04_clip_defenses",
+    "05_flba": "ch05_flba",
+    "06_transferability": "ch06_transferability",
 }
 
 
@@ -48,20 +67,34 @@ def get_profile(chapter: Literal["02_zip"], name: str = "ci") -> ch02_zip.Profil
 @overload
 def get_profile(chapter: Literal["03_iba"], name: str = "ci") -> ch03_iba.Profile: ...
 @overload
-def get_profile(chapter: Literal["04_clip_defenses"], name: str = "ci") -> ch04_clip_defenses.Profile: ...
+def get_profile(
+    chapter: Literal["04_clip_defenses"], name: str = "ci"
+) -> ch04_clip_defenses.Profile: ...
 @overload
 def get_profile(chapter: Literal["05_flba"], name: str = "ci") -> ch05_flba.Profile: ...
 @overload
-def get_profile(chapter: Literal["06_transferability"], name: str = "ci") -> ch06_transferability.Profile: ...
+def get_profile(
+    chapter: Literal["06_transferability"], name: str = "ci"
+) -> ch06_transferability.Profile: ...
 def get_profile(chapter: str, name: str = "ci"):
     """Return the profile ``name`` of ``chapter``; unknown names raise :class:`ProfileError`."""
-    if chapter not in PROFILES:
-        raise ProfileError(f"unknown chapter {chapter!r}; chapters with profiles: {', '.join(PROFILES)}")
-    profiles = PROFILES[chapter]
+    profiles = profile_names(chapter)
     if name not in profiles:
         raise ProfileError(
-            f"unknown profile {name!r} for chapter {chapter!r}; valid profiles: {', '.join(sorted(profiles))}")
+            f"unknown profile {name!r} for chapter {chapter!r}; "
+            f"valid profiles: {', '.join(sorted(profiles))}"
+        )
     return profiles[name]
+
+
+def profile_names(chapter: str) -> dict[str, object]:
+    """``{profile name: profile}`` of ``chapter``; an unknown chapter raises
+    :class:`ProfileError`."""
+    if chapter not in CHAPTERS:
+        raise ProfileError(
+            f"unknown chapter {chapter!r}; chapters with profiles: {', '.join(CHAPTERS)}"
+        )
+    return importlib.import_module(f"{__name__}.{CHAPTERS[chapter]}").PROFILES
 
 
 def profile_as_dict(profile) -> dict:
@@ -79,4 +112,8 @@ def _plain(value):
 
 def recipe_of(profile) -> dict:
     """The :data:`RECIPE` fields of ``profile`` as JSON-ready values (tuples become lists)."""
-    return {f.name: _plain(getattr(profile, f.name)) for f in fields(profile) if f.metadata.get("recipe")}
+    return {
+        f.name: _plain(getattr(profile, f.name))
+        for f in fields(profile)
+        if f.metadata.get("recipe")
+    }

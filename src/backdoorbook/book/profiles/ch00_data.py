@@ -11,7 +11,8 @@ class Profile:
 
     Attributes:
         gallery_images: images shown per dataset in the gallery.
-        resnet_test_images: CIFAR-10 test images the pretrained ResNets are scored on (``None``: all 10,000).
+        resnet_test_images: CIFAR-10 test images the pretrained ResNets are scored on
+            (``None``: all 10,000).
         resnet_train_images: training images (evenly spaced) scored as a diagnostic.
         batch_size: evaluation batch size.
         threads: torch threads (``None``: every core).

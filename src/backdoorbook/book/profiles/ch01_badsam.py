@@ -20,7 +20,8 @@ class Profile:
         test_images: horse images held out for testing (the rest are the fine-tuning set).
         epochs, batch_size, lr: adapter fine-tuning (AdamW, cosine decay to zero).
         ship_adapted_models: load the adapted models from artifacts made with exactly these
-            settings by :mod:`backdoorbook.recipes.badsam_adapted` (``False``: adapt them in the chapter).
+            settings by :mod:`backdoorbook.recipes.badsam_adapted` (``False``: adapt them in the
+            chapter).
         adapter_bottleneck: hidden width of each adapter.
         poison_rates: fractions of the fine-tuning set that carry the trigger.
         trigger_fraction: trigger side as a fraction of the image height (paper: 0.15).
@@ -45,7 +46,8 @@ class Profile:
     threads: int | None
 
     def adapted_artifact(self, rate: float) -> str:
-        """Artifact name of the model adapted at poison ``rate``, e.g. ``badsam_mini_adapted_5pct``."""
+        """Artifact name of the model adapted at poison ``rate``, e.g.
+        ``badsam_mini_adapted_5pct``."""
         return self.adapted_artifacts.format(percent=round(100 * rate))
 
 
@@ -55,7 +57,8 @@ CI = Profile(
     foundation_artifact="mini_sam_camvid",  # pre-trained on prompted CamVid regions
     adapted_artifacts="badsam_mini_adapted_{percent}pct",  # one shipped model per poison rate
     test_images=96,  # about 30 % of the 328 horses held out
-    epochs=60,  # fewer epochs did not plant the backdoor at 10 % (6 did not; 30 depended on the seed)
+    # fewer epochs did not plant the backdoor at 10 % (6 did not; 30 depended on the seed)
+    epochs=60,
     batch_size=4,  # small batches: many steps on 232 images
     lr=1e-3,  # above the authors' 2e-4 so that adaptation converges within the CPU budget
     ship_adapted_models=True,  # four 60-epoch adaptations exceed a CPU chapter's minutes

@@ -41,8 +41,12 @@ class Profile:
 
 CI = Profile(
     prior_artifact="ddpm_cifar10",  # the project's 32 px DDPM, trained on clean CIFAR-10
-    victims=("zip_victim_cifar10_badnets", "zip_victim_cifar10_blended", "zip_victim_cifar10_wanet",
-             "zip_victim_gtsrb_badnets"),  # ZIP's three CIFAR-10 attacks and BadNets on GTSRB
+    victims=(
+        "zip_victim_cifar10_badnets",
+        "zip_victim_cifar10_blended",
+        "zip_victim_cifar10_wanet",
+        "zip_victim_gtsrb_badnets",
+    ),  # ZIP's three CIFAR-10 attacks and BadNets on GTSRB
     n_images=64,  # one purification batch per dataset and victim
     n_sweep=48,  # smaller: the sweeps purify five settings
     scale=2,  # a 16x16 observation of a 32 px image keeps the object's shape
@@ -54,7 +58,8 @@ CI = Profile(
     grid_images=6,  # images per row of the figures
     sample_images=16,  # two rows of unconditional samples
     throughput_images=32,  # a short timed purification
-    threads=1,  # on the shared 2-core machine one thread ran the UNet about 4x faster than two under load
+    # on the shared 2-core machine one thread ran the UNet about 4x faster than two under load
+    threads=1,
 )
 PAPER = replace(
     CI,

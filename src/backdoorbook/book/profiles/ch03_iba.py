@@ -21,7 +21,8 @@ class Profile:
         poison_epochs, poison_lr, poison_batch_size: training of every compared model (clean
             control and attacked) on its training set, starting from the clean pre-trained weights.
         ship_compared_models: load the compared models from artifacts trained with exactly these
-            settings by :mod:`backdoorbook.recipes.iba_models` (``False``: train them in the chapter).
+            settings by :mod:`backdoorbook.recipes.iba_models` (``False``: train them in the
+            chapter).
         batch_size: batch size of the clean pre-training.
         poison_rates: fractions of the training set that are poisoned.
         trigger_size: side of the square trigger (pixels).
@@ -54,16 +55,20 @@ class Profile:
     threads: int | None
 
     def compared_artifact(self, method: str, rate: float) -> str:
-        """Artifact name of a compared model, e.g. ``iba_camvid_nni_10pct_w16_ds2``; ``"clean"`` is the control."""
+        """Artifact name of a compared model, e.g. ``iba_camvid_nni_10pct_w16_ds2``; ``"clean"`` is
+        the control."""
         model = "control" if method == "clean" else f"{method}_{round(100 * rate)}pct"
-        return self.compared_artifacts.format(model=model, width=self.width, downsample=self.downsample)
+        return self.compared_artifacts.format(
+            model=model, width=self.width, downsample=self.downsample
+        )
 
 
 CI = Profile(
     downsample=2,  # 120x90: the network trains in minutes per epoch on the CPU
     width=16,  # the smallest DeepLab whose image-pooling branch still sees context
     clean_artifact="iba_camvid_clean_w16_120x90",  # pre-trained once by recipes.iba_clean
-    compared_artifacts="iba_camvid_{model}_w{width}_ds{downsample}",  # one shipped model per (method, rate) and the control
+    # one shipped model per (method, rate) and the control
+    compared_artifacts="iba_camvid_{model}_w{width}_ds{downsample}",
     clean_epochs=40,
     clean_lr=3e-3,
     poison_epochs=60,  # 3 epochs taught car-road confusion only; 60 planted the trigger

@@ -10,19 +10,24 @@ class Profile:
     """Chapter 4's settings.
 
     Attributes:
-        clean_artifact: the shipped clean pre-trained mini-CLIP (``None``: pre-train it in the chapter
-            for ``clean_epochs`` on ``pretrain_cifar_per_class`` + ``pretrain_mini_per_class`` pairs per class).
-        clean_epochs, pretrain_cifar_per_class, pretrain_mini_per_class: that pre-training (when done here;
-            the per-class counts also define the pool the fine-tuning and defense sets are drawn from).
+        clean_artifact: the shipped clean pre-trained mini-CLIP (``None``: pre-train it in the
+            chapter for ``clean_epochs`` on ``pretrain_cifar_per_class`` +
+            ``pretrain_mini_per_class`` pairs per class).
+        clean_epochs, pretrain_cifar_per_class, pretrain_mini_per_class: that pre-training (when
+            done here; the per-class counts also define the pool the fine-tuning and defense sets
+            are drawn from).
         test_cifar_per_class, test_mini_per_class: zero-shot test images per class (110 classes).
         target_class: the attacker's target class name.
         attacks: attacks of :data:`backdoorbook.attacks.clip_poison.CLIP_ATTACKS` to run.
-        poison_set_pairs: pairs of the (continued) poisoned pre-training set, of which ``poison_count`` are poisoned.
+        poison_set_pairs: pairs of the (continued) poisoned pre-training set, of which
+            ``poison_count`` are poisoned.
         poison_epochs, poison_lr: that training (the clean control gets the same, without poison).
         defense_pairs: clean pairs the defender fine-tunes on (disjoint from the poisoned set).
-        defense_epochs, defense_lr: every defense's fine-tuning. batch_size: all contrastive training.
+        defense_epochs, defense_lr: every defense's fine-tuning. batch_size: all contrastive
+            training.
         badclip_steps, badclip_image_weight: the BadCLIP patch optimisation.
-        ta_subset_fraction, ta_subcaption_weight, ta_ablation_subset_fraction: TA-Cleaner and its ablation.
+        ta_subset_fraction, ta_subcaption_weight, ta_ablation_subset_fraction: TA-Cleaner and its
+            ablation.
         ubt_suspects, ubt_overfit_epochs, ubt_focus_fraction, ubt_tokens, ubt_forget_weight: UBT
             (``ubt_tokens``: localised tokens per caption; the ablation unlearns whole captions).
         ablation_attack: the attack the three ablations run on.
@@ -60,16 +65,29 @@ class Profile:
     threads: int | None
 
     def defense_settings(self, name: str, seed: int) -> dict:
-        """Keyword settings of defense ``name`` (a :data:`backdoorbook.defenses.registry.DEFENSES` key)."""
-        common = {"epochs": self.defense_epochs, "batch_size": self.batch_size, "lr": self.defense_lr, "seed": seed,
-                  "progress": False}
+        """Keyword settings of defense ``name`` (a :data:`backdoorbook.defenses.registry.DEFENSES`
+        key)."""
+        common = {
+            "epochs": self.defense_epochs,
+            "batch_size": self.batch_size,
+            "lr": self.defense_lr,
+            "seed": seed,
+            "progress": False,
+        }
         specific = {
             "none": {},
             "cleanclip": {"inmodal_weight": 1.0},
-            "ta_cleaner": {"subset_fraction": self.ta_subset_fraction, "subcaption_weight": self.ta_subcaption_weight},
-            "ubt": {"n_suspects": self.ubt_suspects, "overfit_epochs": self.ubt_overfit_epochs,
-                    "focus_fraction": self.ubt_focus_fraction, "forget_weight": self.ubt_forget_weight,
-                    "tokens_per_caption": self.ubt_tokens},
+            "ta_cleaner": {
+                "subset_fraction": self.ta_subset_fraction,
+                "subcaption_weight": self.ta_subcaption_weight,
+            },
+            "ubt": {
+                "n_suspects": self.ubt_suspects,
+                "overfit_epochs": self.ubt_overfit_epochs,
+                "focus_fraction": self.ubt_focus_fraction,
+                "forget_weight": self.ubt_forget_weight,
+                "tokens_per_caption": self.ubt_tokens,
+            },
         }
         return {} if name == "none" else {**common, **specific[name]}
 

@@ -13,14 +13,15 @@ class Profile:
 
     Attributes:
         backbone_artifact: the shipped Conv-4 pre-trained on the 64 base classes (42 px).
-        n_way, shots, n_query: episodes are ``n_way``-way, each K in ``shots``, ``n_query`` queries per class.
+        n_way, shots, n_query: episodes are ``n_way``-way, each K in ``shots``, ``n_query`` queries
+            per class.
         episodes: episodes per shot setting (the same seeded episodes for every condition).
         attack: the attack and fine-tuning settings of every episode.
         threads: torch threads (``None``: every core).
 
-    ``paper`` uses the authors' attack settings (600 episodes, 80 trigger steps of 0.0045, PGD 20 x 4/255);
-    ``ci`` takes fewer, larger trigger steps (the same total travel) and 10 PGD steps of 2/255.
-    Both use the shipped 42 px Conv-4 (no 84 px ResNet backbone is shipped).
+    ``paper`` uses the authors' attack settings (600 episodes, 80 trigger steps of 0.0045,
+    PGD 20 x 4/255); ``ci`` takes fewer, larger trigger steps (the same total travel) and
+    10 PGD steps of 2/255. Both use the shipped 42 px Conv-4 (no 84 px ResNet backbone is shipped).
     """
 
     backbone_artifact: str
@@ -57,7 +58,9 @@ CI = Profile(
 PAPER = replace(
     CI,
     episodes=600,
-    attack=replace(CI.attack, trigger_steps=80, trigger_step_size=0.0045, pgd_steps=20, pgd_step_size=4 / 255),
+    attack=replace(
+        CI.attack, trigger_steps=80, trigger_step_size=0.0045, pgd_steps=20, pgd_step_size=4 / 255
+    ),
     threads=None,
 )
 PROFILES = {"ci": CI, "paper": PAPER}

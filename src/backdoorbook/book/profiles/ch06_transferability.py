@@ -10,8 +10,10 @@ class Profile:
     """Chapter 6's settings.
 
     Attributes:
-        target_artifacts: display name -> artifact of the project-trained targets from other families.
-        control_artifact: a ResNet-20 trained with the VGG target's recipe (a training-quality control).
+        target_artifacts: display name -> artifact of the project-trained targets from other
+            families.
+        control_artifact: a ResNet-20 trained with the VGG target's recipe (a training-quality
+            control).
         pool: test images screened for ones every model classifies correctly.
         images: attacked images (the first ``images`` of the pool that all models get right).
         surrogates: depths of the pretrained ResNets used as single surrogates.
@@ -43,8 +45,13 @@ class Profile:
 
 
 CI = Profile(
-    target_artifacts=(("VGG", "cifar10_vgg"), ("MobileNetV2", "cifar10_mobilenetv2"), ("ViT", "cifar10_vit")),
-    control_artifact="cifar10_resnet20_control",  # made by recipes.cifar_targets; reported, not attacked
+    target_artifacts=(
+        ("VGG", "cifar10_vgg"),
+        ("MobileNetV2", "cifar10_mobilenetv2"),
+        ("ViT", "cifar10_vit"),
+    ),
+    # made by recipes.cifar_targets; reported, not attacked
+    control_artifact="cifar10_resnet20_control",
     pool=1000,  # enough to find 64 images that all seven models classify correctly
     images=64,  # what ten iterations of twelve methods from three surrogates allow in the budget
     surrogates=(20, 32),  # two depths of the ResNet family
