@@ -17,7 +17,7 @@ import time
 import torch
 
 from backdoorbook import runtime
-from backdoorbook.defenses import zip_operators, zip_purify
+from backdoorbook.defenses.zip import zip_operators, zip_purify
 from backdoorbook.models.ddpm import ddpm_scheduler, ddpm_unet, load_ddpm_artifact
 
 

@@ -1,6 +1,7 @@
 """Notebook hygiene: chapter sources carry no outputs, have a parameters cell, run Python,
 and every chapter is in the table of contents with a profile."""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -46,3 +47,26 @@ def test_chapter_source_hygiene(path):
 
 def test_toc_and_sources_agree():
     assert sorted(_toc_chapters()) == [p.stem for p in SOURCES]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_chapters_import_only_public_library_names(path):
+    nb = jupytext.reads(path.read_text(), fmt="md:myst")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    imports = re.findall(r"from (backdoorbook[\w.]*) import \(?([^)\n]*(?:\n[^)\n]*)*?)\)?\n", code)
+    names = [(module, name.strip()) for module, group in imports for name in group.split(",")]
+    assert names, "a chapter calls the library"
+    private = [f"{module}.{name}" for module, name in names if name.startswith("_")]
+    private += [m for m, _ in names if any(part.startswith("_") for part in m.split("."))]
+    assert not private, f"notebooks import private names: {private}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_chapters_show_library_code_that_exists(path):
+    text = path.read_text()
+    for target, obj in re.findall(r"```\{literalinclude\} /\.\./(\S+)\n:pyobject: (\S+)", text):
+        source = (ROOT / target).read_text()
+        first, *rest = obj.split(".")
+        assert re.search(rf"^(class|def) {first}\b", source, re.M), f"{obj} not in {target}"
+        for member in rest:
+            assert re.search(rf"^\s+def {member}\b", source, re.M), f"{obj} not in {target}"

@@ -228,13 +228,21 @@ def load_or_train(
     *,
     recipe: dict | None = None,
     seed: int | None = None,
+    device: torch.device | str = "cpu",
     directory: Path = ARTIFACTS_DIR,
 ) -> Trained:
     """Load artifact ``name`` (recipe- and seed-checked when ``recipe`` is given), or, when ``name``
-    is ``None``, run ``train() -> (state, info)`` in this process."""
+    is ``None``, run ``train() -> (state, info)`` here on ``device``.
+
+    A run here gets ``command`` and ``device`` in its ``info``, as a shipped record has them.
+    """
     if name is None:
         state, info = train()
-        return Trained(state, info, shipped=False)
+        here = {
+            "command": "trained in this process",
+            "device": runtime.describe_device(torch.device(device)),
+        }
+        return Trained(state, {**here, **info}, shipped=False)
     state = (
         load_artifact(name, directory)
         if recipe is None

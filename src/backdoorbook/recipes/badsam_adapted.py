@@ -27,7 +27,7 @@ from ..attacks.badsam import adapt, poison_fine_tuning_set
 from ..book.profiles import get_profile, recipe_of
 from ..data.tensor_views import horse_split
 from ..models.sam import SAM_CONFIGS, add_adapters, build_sam, load_sam_checkpoint
-from .common import recipe_parser, start
+from .common import recipe_parser, ship, start
 
 
 def foundation_state(cfg) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -89,8 +89,6 @@ def adapt_from_foundation(
         "poisoned_images": len(poisoned),
         "fine_tuning_images": len(images),
         "loss_per_epoch": history.loss,
-        "device": str(device),
-        "command": "adapted in this process",
     }
 
 
@@ -116,6 +114,7 @@ def adapted_model(
         ),
         recipe=recipe_of(cfg),
         seed=seed,
+        device=device,
         directory=directory,
     )
     sam = _with_adapters(foundation, cfg, device)
@@ -156,25 +155,17 @@ def main(argv: list[str] | None = None) -> None:
         state, info = adapt_from_foundation(
             foundation, cfg, x_train, y_train, rate, device=run.device, seed=args.seed
         )
-        info = {k: v for k, v in info.items() if k not in ("device", "command")}
-        name = cfg.adapted_artifact(rate)
-        artifacts.save_artifact(
-            name,
+        ship(
+            cfg.adapted_artifact(rate),
             state,
-            artifacts.provenance(
-                __name__,
-                recipe=recipe_of(cfg),
-                seed=args.seed,
-                device=run.device,
-                argv=argv,
-                profile=args.profile,
-                poison_rate=rate,
-                **info,
-            ),
-        )
-        print(
-            f"{name}: final loss {info['loss_per_epoch'][-1]:.3f} in {info['wall_time_s']:.0f} s",
-            flush=True,
+            info,
+            module=__name__,
+            recipe=recipe_of(cfg),
+            seed=args.seed,
+            device=run.device,
+            argv=argv,
+            profile=args.profile,
+            poison_rate=rate,
         )
 
 

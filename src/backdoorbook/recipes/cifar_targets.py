@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .. import artifacts, data
+from .. import data
 from ..book.profiles import ch06_transferability
 from ..evaluation.classification import accuracy, predict
 from ..models.cifar_resnet import cifar_resnet
@@ -28,7 +28,7 @@ from ..models.cifar_small import cifar_small
 from ..tensors import to_image_tensor
 from ..training.optim import steps_per_epoch
 from ..training.supervised import fit, random_crop_flip
-from .common import checkpoint_path, recipe_parser, start
+from .common import checkpoint_path, recipe_parser, ship, start
 
 
 @dataclass(frozen=True)
@@ -171,22 +171,16 @@ def main(argv: list[str] | None = None) -> None:
         state, info = train(
             recipe, *tensors, device=run.device, checkpoint=checkpoint_path(name), desc=name
         )
-        record = artifacts.provenance(
-            __name__,
+        ship(
+            name,
+            state,
+            info,
+            module=__name__,
             recipe=asdict(recipe),
             seed=recipe.seed,
             device=run.device,
             argv=argv,
             quality_bar=QUALITY_BARS.get(key),
-            **info,
-        )
-        path = artifacts.save_artifact(name, state, record)
-        checkpoint_path(name).unlink(missing_ok=True)
-        quality = info["quality"]
-        print(
-            f"{name}: test accuracy {quality['test_accuracy']} % (n = {quality['test_images']}, "
-            f"bar {QUALITY_BARS.get(key)}), {info['wall_time_s']:.0f} s -> {path}",
-            flush=True,
         )
 
 

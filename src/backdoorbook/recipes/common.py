@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .. import runtime
+from .. import artifacts, runtime
 
 #: Where resumable recipes keep their training state between sittings (inside the checkout,
 #: so a run too long for one session can be committed and resumed by the next).
@@ -72,3 +72,27 @@ def start(args: argparse.Namespace, seed: int) -> RunContext:
 def checkpoint_path(name: str) -> Path:
     """The resumable training state of artifact ``name``."""
     return CHECKPOINT_DIR / f"{name}.safetensors"
+
+
+def ship(
+    name: str,
+    state: dict[str, torch.Tensor],
+    info: dict,
+    *,
+    module: str,
+    recipe: dict,
+    seed: int,
+    device: torch.device,
+    argv: list[str] | None,
+    directory: Path = artifacts.ARTIFACTS_DIR,
+    **fields,
+) -> Path:
+    """Write artifact ``name`` with its provenance record (:func:`backdoorbook.artifacts.provenance`
+    of ``info`` and ``fields``), remove its checkpoint, and say what was written."""
+    record = artifacts.provenance(
+        module, recipe=recipe, seed=seed, device=device, argv=argv, **info, **fields
+    )
+    path = artifacts.save_artifact(name, state, record, directory)
+    checkpoint_path(name).unlink(missing_ok=True)
+    print(f"{name}: {record['quality']}, {record['wall_time_s']:.0f} s -> {path}", flush=True)
+    return path

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .. import artifacts, runtime
+from .. import runtime
 from ..book.profiles import ch02_zip
 from ..data import load_classification
 from ..defenses.zip import zip_operators, zip_purify
@@ -38,7 +38,7 @@ from ..models.ddpm import DDPMConfig, ddpm_scheduler, ddpm_unet, load_ddpm_artif
 from ..tensors import to_image_tensor
 from ..training.checkpoint import load_state, save_state
 from ..training.optim import build_optimiser
-from .common import checkpoint_path, recipe_parser, start
+from .common import checkpoint_path, recipe_parser, ship, start
 
 #: The testbed bar: images seen in training (about 20,000 steps at batch 64).
 IMAGES_SEEN_BAR = 1_300_000
@@ -222,14 +222,20 @@ def export(recipe: Recipe, name: str, device: torch.device) -> None:
         **measure_quality(ema.eval(), ddpm_scheduler().alphas_cumprod, test, seed=recipe.seed),
     }
     curve = meta["loss_curve"]
-    record = artifacts.provenance(
-        __name__,
+    info = {
+        "wall_time_s": meta["wall_time_s"],
+        "images_seen": meta["step"] * recipe.batch_size,
+        "quality": quality,
+    }
+    ship(
+        name,
+        state["ema"],
+        info,
+        module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
         device=device,
-        wall_time_s=meta["wall_time_s"],
-        images_seen=meta["step"] * recipe.batch_size,
-        quality=quality,
+        argv=None,
         steps=meta["step"],
         training_commits=meta["commits"],
         loss_curve=curve,
@@ -241,9 +247,6 @@ def export(recipe: Recipe, name: str, device: torch.device) -> None:
         storage_dtype="float32",
         parameters=sum(v.numel() for v in state["ema"].values()),
     )
-    path = artifacts.save_artifact(name, state["ema"], record)
-    checkpoint_path(name).unlink()
-    print(f"exported {path}: {quality}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .. import artifacts, data
+from .. import data
 from ..book.profiles import ch05_flba
 from ..evaluation.classification import accuracy, predict
 from ..models.conv4 import FLBA_IMAGE_SIZE, conv4_backbone, downsample_images
 from ..tensors import to_image_tensor
 from ..training.optim import steps_per_epoch
 from ..training.supervised import fit, random_crop_flip
-from .common import checkpoint_path, recipe_parser, start
+from .common import checkpoint_path, recipe_parser, ship, start
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     recipe, name = Recipe(), ch05_flba.CI.backbone_artifact
     run = start(args, recipe.seed)
     state, info = train(recipe, name, run.device)
-    path = artifacts.save_artifact(
+    ship(
         name,
         state,
-        artifacts.provenance(
-            __name__, recipe=asdict(recipe), seed=recipe.seed, device=run.device, argv=argv, **info
-        ),
+        info,
+        module=__name__,
+        recipe=asdict(recipe),
+        seed=recipe.seed,
+        device=run.device,
+        argv=argv,
     )
-    checkpoint_path(name).unlink(missing_ok=True)
-    print(f"{name}: {info['quality']}, {info['wall_time_s']:.0f} s -> {path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from ..data.tensor_views import load_segmentation_tensors
 from ..evaluation.segmentation import mean_iou, predict_maps
 from ..models.segmentation import small_deeplab
 from ..training.supervised import fit, random_crop_flip
-from .common import recipe_parser, start
+from .common import recipe_parser, ship, start
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,9 @@ def load_or_train_clean(
         seed=seed,
     )
 
-    def train_here() -> tuple[dict, dict]:
-        state, info = train(recipe, device, progress)
-        return state, {**info, "device": str(device), "command": "trained in this process"}
-
-    trained = artifacts.load_or_train(cfg.clean_artifact, train_here)
+    trained = artifacts.load_or_train(
+        cfg.clean_artifact, lambda: train(recipe, device, progress), device=device
+    )
     found = (trained.info["width"], trained.info["resolution"])
     if found != (cfg.width, list(resolution)):
         raise artifacts.ArtifactError(
@@ -109,14 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     recipe = Recipe()
     run = start(args, recipe.seed)
     state, info = train(recipe, run.device)
-    artifacts.save_artifact(
+    ship(
         ch03_iba.CI.clean_artifact,
         state,
-        artifacts.provenance(
-            __name__, recipe=asdict(recipe), seed=recipe.seed, device=run.device, argv=argv, **info
-        ),
+        info,
+        module=__name__,
+        recipe=asdict(recipe),
+        seed=recipe.seed,
+        device=run.device,
+        argv=argv,
     )
-    print(f"clean model: {info['quality']}, {info['wall_time_s']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from ..book.profiles import get_profile, recipe_of
 from ..data.tensor_views import load_segmentation_tensors
 from ..models.segmentation import small_deeplab
 from ..training.supervised import fit, random_crop_flip
-from .common import recipe_parser, start
+from .common import recipe_parser, ship, start
 
 #: Key of the clean control among the compared models.
 CONTROL = ("clean", 0.0)
@@ -135,10 +135,8 @@ def train_from_clean(
     )
     return model.state_dict(), {
         "wall_time_s": sum(history.seconds),
-        "device": str(device),
         "final_train_loss": history.loss[-1],
         "poisoned_images": data.poisoned,
-        "command": "trained in this process",
     }
 
 
@@ -187,6 +185,7 @@ def compared_models(
             ),
             recipe=recipe_of(cfg),
             seed=seed,
+            device=device,
             directory=directory,
         )
         model = small_deeplab(num_classes, cfg.width).to(device)
@@ -240,26 +239,18 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             desc=name,
         )
-        info = {k: v for k, v in info.items() if k not in ("device", "command")}
-        artifacts.save_artifact(
+        ship(
             name,
             state,
-            artifacts.provenance(
-                __name__,
-                recipe=recipe_of(cfg),
-                seed=args.seed,
-                device=run.device,
-                argv=argv,
-                profile=args.profile,
-                method=key[0],
-                poison_rate=key[1],
-                **info,
-            ),
-        )
-        print(
-            f"{name}: final training loss {info['final_train_loss']:.3f} "
-            f"in {info['wall_time_s']:.0f} s",
-            flush=True,
+            info,
+            module=__name__,
+            recipe=recipe_of(cfg),
+            seed=args.seed,
+            device=run.device,
+            argv=argv,
+            profile=args.profile,
+            method=key[0],
+            poison_rate=key[1],
         )
 
 

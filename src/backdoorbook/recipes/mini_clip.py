@@ -23,7 +23,7 @@ from ..data.captions import CaptionedImages, load_captioned
 from ..evaluation.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from ..models.mini_clip import MINI_CLIP_CONFIG, ClipModel, mini_clip
 from ..training.contrastive import clip_objective, train_contrastive
-from .common import recipe_parser, start
+from .common import recipe_parser, ship, start
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,9 @@ def load_or_pretrain_clean(
         return model.state_dict(), {
             "wall_time_s": time.perf_counter() - started,
             "final_loss": losses[-1],
-            "device": str(device),
-            "command": "pre-trained in this process",
         }
 
-    trained = artifacts.load_or_train(cfg.clean_artifact, pretrain_here)
+    trained = artifacts.load_or_train(cfg.clean_artifact, pretrain_here, device=device)
     if trained.shipped and trained.info["config"] != MINI_CLIP_CONFIG:
         raise artifacts.ArtifactError(
             f"artifact {cfg.clean_artifact} was trained with another model configuration"
@@ -131,22 +129,25 @@ def main(argv: list[str] | None = None) -> None:
     ca = zero_shot_accuracy(
         model, test.images, test.labels, zero_shot_classifier(model, train.classes)
     )
-    record = artifacts.provenance(
-        __name__,
+    info = {
+        "wall_time_s": time.perf_counter() - started,
+        "images_seen": recipe.epochs * len(train),
+        "quality": {"zeroshot_top1_all": round(ca.value, 2), "zeroshot_test_images": ca.n},
+    }
+    ship(
+        name,
+        state,
+        info,
+        module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
         device=run.device,
-        wall_time_s=time.perf_counter() - started,
-        images_seen=recipe.epochs * len(train),
         argv=argv,
-        quality={"zeroshot_top1_all": round(ca.value, 2), "zeroshot_test_images": ca.n},
         config=copy.deepcopy(MINI_CLIP_CONFIG),
         train_pairs=len(train),
         final_loss=losses[-1],
         dtype="float16",
     )
-    artifacts.save_artifact(name, state, record)
-    print(f"saved {name}: zero-shot top-1 {ca}", flush=True)
 
 
 if __name__ == "__main__":

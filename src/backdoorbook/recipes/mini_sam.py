@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import artifacts, runtime
+from .. import runtime
 from ..artifacts import ARTIFACTS_DIR
 from ..book.profiles import ch01_badsam
 from ..data import load_segmentation
@@ -35,7 +35,7 @@ from ..models.sam import SAM_CONFIGS, build_sam, mask_logits
 from ..training.checkpoint import load_state, save_state
 from ..training.losses import mask_loss
 from ..training.optim import build_optimiser
-from .common import checkpoint_path, recipe_parser, start
+from .common import checkpoint_path, recipe_parser, ship, start
 
 MIN_AREA_FRACTION = 0.005  # regions smaller than 0.5 % of the image are not used as examples
 
@@ -259,26 +259,28 @@ def train(
     bar.close()
     metrics = evaluate(sam, test_images, test_components, test_examples)
     print(f"held-out CamVid test regions: {metrics}", flush=True)
-    record = artifacts.provenance(
-        __name__,
+    quality = {**metrics, "eval_regions": len(test_examples)}
+    info = {
+        "wall_time_s": time.perf_counter() - started,
+        "quality": quality,
+        "images_seen": recipe.steps * recipe.batch_size,
+    }
+    path = ship(
+        name,
+        sam.state_dict(),
+        info,
+        module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
         device=torch.device(device),
-        wall_time_s=time.perf_counter() - started,
-        images_seen=recipe.steps * recipe.batch_size,
         argv=argv,
-        quality={**metrics, "eval_regions": len(test_examples)},
+        directory=directory,
         steps=step,
         sam_config=asdict(config),
         train_data="CamVid train+val regions (connected components, >= 0.5 % of image)",
-        final_metrics={
-            **metrics,
-            "eval_regions": len(test_examples),
-            "eval_data": "CamVid test split, random regions, 128 px",
-        },
+        final_metrics={**quality, "eval_data": "CamVid test split, random regions, 128 px"},
     )
-    path = artifacts.save_artifact(name, sam.state_dict(), record, directory)
-    checkpoint.unlink()
+    checkpoint.unlink(missing_ok=True)
     return path
 
 

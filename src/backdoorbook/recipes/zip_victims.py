@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import artifacts
 from ..artifacts import ARTIFACTS_DIR, artifact_provenance, load_artifact
 from ..attacks.poisoning import Trigger, build_trigger, poison_classification_set
 from ..data import load_classification
@@ -30,7 +29,7 @@ from ..models import load_cifar_resnet
 from ..models.cifar_resnet import cifar_resnet
 from ..tensors import to_image_tensor
 from ..training.supervised import fit, random_crop_flip
-from .common import recipe_parser, start
+from .common import recipe_parser, ship, start
 
 
 @dataclass(frozen=True)
@@ -150,19 +149,16 @@ def main(argv: list[str] | None = None) -> None:
         recipe = RECIPES[name]
         run = start(args, recipe.seed)
         state, info = train(recipe, run.device)
-        artifacts.save_artifact(
+        ship(
             name,
             state,
-            artifacts.provenance(
-                __name__,
-                recipe=asdict(recipe),
-                seed=recipe.seed,
-                device=run.device,
-                argv=argv,
-                **info,
-            ),
+            info,
+            module=__name__,
+            recipe=asdict(recipe),
+            seed=recipe.seed,
+            device=run.device,
+            argv=argv,
         )
-        print(f"{name}: {info['quality']}, {info['wall_time_s']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
