@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check src tools tests bench
 	$(VENV)/bin/ruff format --check src tools tests bench
-	$(VENV)/bin/jupytext --check '$(abspath $(VENV))/bin/ruff check --config pyproject.toml {}' notebooks/*.md
+	$(PY) tools/lint_notebooks.py
 
 test: setup
 	$(PY) -m pytest -q

@@ -77,3 +77,22 @@ def test_bad_profile_fails_before_any_chapter_runs(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="valid profiles: ci, paper"):
         build_book.execute_all(["00_data"], "huge", 0)
     assert not ran
+
+
+def test_notebook_lint_checks_code_cells_only_and_reports_notebook_lines(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import lint_notebooks
+
+    long_prose = "word " * 40
+    source = (
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+        "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        f"{long_prose}\n\n```{{code-cell}} ipython3\n:tags: [parameters]\n\nseed = 0\n```\n\n"
+        f'```{{code-cell}} ipython3\nx = 1\ny = "{"a" * 120}"\n```\n'
+    )
+    notebook = tmp_path / "chapter.md"
+    notebook.write_text(source)
+    assert lint_notebooks.main([str(notebook)]) == 1
+    findings = [line for line in capsys.readouterr().out.splitlines() if "E501" in line]
+    expected_line = source.splitlines().index(f'y = "{"a" * 120}"') + 1
+    assert findings == [f"{notebook}:{expected_line}:101: E501 Line too long (126 > 100)"]
