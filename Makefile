@@ -17,9 +17,14 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 BACKDOORBOOK_DATA ?= $(or $(wildcard $(abspath ../shared/data)),$(HOME)/.cache/backdoorbook/data)
 export BACKDOORBOOK_DATA
 
-.PHONY: setup lint test data book check-book chapter browser lock clean
+.PHONY: setup wordnet lint test data book check-book chapter browser lock clean
 
-setup: $(STAMP)
+setup: $(STAMP) wordnet
+
+# WordNet 3.0 from Debian (CleanCLIP's EDA synonyms); nothing is downloaded at run time.
+wordnet:
+	@test -f /usr/share/wordnet/data.noun -a -f /usr/share/wordnet/index.sense || \
+	  { apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; }
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -42,7 +42,7 @@ def test_checkpoint_round_trip_strips_module_prefix(tmp_path):
         load_cifar_resnet_checkpoint(path, 32)
 
 
-def test_normalized_wrapper_checks_input_shape():
+def test_normalised_wrapper_checks_input_shape():
     with pytest.raises(ValueError, match="expected \\[N, 3, H, W\\]"):
         cifar_resnet(20)(torch.rand(3, 32, 32))
 

@@ -231,7 +231,7 @@ def random_pixel_labels(
     """PRL: relabel ``num_pixels`` random labelled non-victim pixels, then rewrite victim -> target.
 
     Each chosen pixel gets a class drawn uniformly from the classes present in the rewritten
-    map (victim counted as target; ignore excluded), as in the authors' code. Victim pixels
+    map (victim counted as target; ignore excluded). Victim pixels
     are never chosen, so they all end up as ``target``.
     """
     _check_label(label)

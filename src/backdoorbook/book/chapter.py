@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import runtime
+from ..fidelity import Deviation
 from .profiles import get_profile, profile_as_dict
 
 VERDICTS = ("reproduced", "not reproduced")
@@ -138,6 +140,8 @@ class ChapterRun:
     device: str = "auto"
     metrics: dict = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
+    fidelity: list[Deviation] = field(default_factory=list)
+    fidelity_shown: bool = False
 
     def __post_init__(self):
         self.settings = get_profile(self.chapter, self.profile)
@@ -154,8 +158,28 @@ class ChapterRun:
         self.claims.append(claim)
         return claim
 
+    def add_fidelity(self, *declarations: tuple[Deviation, ...]) -> pd.DataFrame:
+        """Record the ``DEVIATIONS`` of the method modules this chapter runs; return its Fidelity
+        table (one row per deviation)."""
+        for deviations in declarations:
+            self.fidelity.extend(d for d in deviations if d not in self.fidelity)
+        self.fidelity_shown = True
+        return fidelity_table(self.fidelity)
+
+    @property
+    def fidelity_label(self) -> str:
+        """The MyST label of the chapter's Fidelity section, ``(fidelity-<chapter>)=``."""
+        return f"fidelity-{self.chapter}"
+
     def record(self) -> dict:
-        """The results record as a JSON-ready dict."""
+        """The results record as a JSON-ready dict.
+
+        Every claim a declared deviation names must be one of the chapter's claims.
+        """
+        known = {c.id for c in self.claims}
+        unknown = sorted({c for d in self.fidelity for c in d.claims} - known)
+        if unknown:
+            raise ValueError(f"deviations name claims this chapter does not make: {unknown}")
         from ..artifacts import used_artifacts
         from ..data import used_checksums  # the data layer records every file it verified
 
@@ -177,6 +201,8 @@ class ChapterRun:
             "artifact_checksums": used_artifacts(),
             "metrics": to_jsonable(self.metrics),
             "claims": [asdict(c) for c in self.claims],
+            "fidelity": [asdict(d) for d in self.fidelity],
+            "fidelity_label": self.fidelity_label if self.fidelity_shown else None,
         }
 
     def finish(self, directory: Path | None = None) -> Path:
@@ -186,6 +212,12 @@ class ChapterRun:
         path = directory / f"{self.chapter}.json"
         path.write_text(json.dumps(self.record(), indent=2, sort_keys=False) + "\n")
         return path
+
+
+def fidelity_table(deviations: list[Deviation]) -> pd.DataFrame:
+    """A chapter's Fidelity table: the declared deviations, one row each (empty if none)."""
+    columns = ["item", "authors' code", "ours", "why", "claims it can affect"]
+    return pd.DataFrame([d.as_row() for d in deviations], columns=columns).set_index("item")
 
 
 def load_records(directory: Path | None = None) -> list[dict]:

@@ -134,9 +134,9 @@ def heatmap(
 
 
 def mask_overlay(
-    image, mask, color: tuple[float, float, float] = (1.0, 0.1, 0.1), alpha: float = 0.5
+    image, mask, colour: tuple[float, float, float] = (1.0, 0.1, 0.1), alpha: float = 0.5
 ) -> np.ndarray:
-    """Blend a binary ``mask`` [H, W] over ``image`` in ``color``; returns a float [H, W, 3]
+    """Blend a binary ``mask`` [H, W] over ``image`` in ``colour``; returns a float [H, W, 3]
     array."""
     image = _as_hwc(image).astype(float)
     if image.max() > 1:
@@ -147,11 +147,11 @@ def mask_overlay(
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape[:2]}")
     out = image.copy()
-    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour)
     return out
 
 
-def colorize_labels(mask, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
+def colourise_labels(mask, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
     """A class-id map [H, W] as an RGB float array, one palette colour per class, ignore pixels
     black."""
     mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)

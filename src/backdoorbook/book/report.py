@@ -18,6 +18,14 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _fidelity_cell(record: dict) -> str:
+    """How many deviations a chapter declares, linked to its Fidelity table when it shows one."""
+    if not record.get("fidelity_label"):
+        return "no Fidelity table"
+    count = len(record.get("fidelity", []))
+    return f"{{ref}}`{count} declared <{record['fidelity_label']}>`"
+
+
 def render_scorecard(records: list[dict]) -> str:
     """A summary per chapter, then one table per chapter: claim, verdict, paper's figure (with tag),
     ours, rule."""
@@ -26,7 +34,12 @@ def render_scorecard(records: list[dict]) -> str:
         raise ValueError("no claims in any results record: the scorecard would be empty")
     tally = {v: sum(c["verdict"] == v for _, c in claims) for v in ("reproduced", "not reproduced")}
     summary = [
-        [rec["title"], len(rec["claims"]), sum(c["verdict"] == "reproduced" for c in rec["claims"])]
+        [
+            rec["title"],
+            len(rec["claims"]),
+            sum(c["verdict"] == "reproduced" for c in rec["claims"]),
+            _fidelity_cell(rec),
+        ]
         for rec in records
         if rec.get("claims")
     ]
@@ -38,7 +51,9 @@ def render_scorecard(records: list[dict]) -> str:
         "build. The rule and its threshold were fixed in code before the chapter ran.",
         f"**{len(claims)} claims: {tally['reproduced']} reproduced, "
         f"{tally['not reproduced']} not reproduced.**",
-        _table(["Chapter", "Claims", "Reproduced"], summary),
+        "The last column counts the departures from the authors' code that each chapter "
+        "declares in its Fidelity table, which it shows just before its claims.",
+        _table(["Chapter", "Claims", "Reproduced", "Deviations declared"], summary),
     ]
     for rec in records:
         if not rec.get("claims"):
@@ -48,7 +63,11 @@ def render_scorecard(records: list[dict]) -> str:
             paper = f"{c['paper']} {c['source']}" if c.get("paper") else "not available"
             verdict = f"**{c['verdict']}**" + (f" — {c['note']}" if c.get("note") else "")
             rows.append([c["statement"], verdict, paper, c["ours"], c["rule"]])
-        parts += [f"## {rec['title']}", _table(["Claim", "Verdict", "Paper", "Ours", "Rule"], rows)]
+        parts += [
+            f"## {rec['title']}",
+            f"Deviations from the authors' code: {_fidelity_cell(rec)}.",
+            _table(["Claim", "Verdict", "Paper", "Ours", "Rule"], rows),
+        ]
     return "\n\n".join(parts) + "\n"
 
 
