@@ -135,3 +135,26 @@ def test_execution_report_has_one_row_per_chapter():
     page = render_execution_report([_record("01_a", [])], log)
     assert "| 01_a | ci | cpu (2 threads) | 20.0 | 900.0 | aaaaaaaaaaaa | ok |" in page
     assert "`d1`" in page and "torch 2.14.1" in page
+
+
+def test_scorecard_counts_three_verdicts_and_shows_intervals_and_forest_plots(tmp_path):
+    from backdoorbook.book.report import forest_plot_name, write_forest_plots
+    from backdoorbook.claims.core import Criterion, make_claim
+    from backdoorbook.claims.intervals import Interval
+
+    def claim(id, low, high):
+        criterion = Criterion("ASR gain (points)", Interval((low + high) / 2, low, high, 64), 20.0)
+        return make_claim(id, f"claim {id}", criterion, rule="gain >= 20", ours="o").as_dict()
+
+    record = {
+        "chapter": "09_x",
+        "title": "X",
+        "fidelity_label": None,
+        "claims": [claim("a", 25, 35), claim("b", 5, 15), claim("c", 15, 25)],
+    }
+    written = write_forest_plots([record], tmp_path)
+    assert [p.name for p in written] == [forest_plot_name("09_x")] and written[0].stat().st_size
+    page = render_scorecard([record], figures=tmp_path)
+    assert "**3 claims: 1 reproduced, 1 not reproduced, 1 inconclusive.**" in page
+    assert "30.0 [25.0, 35.0] vs ≥ 20 (n = 64); ASR gain (points)" in page
+    assert f"]({forest_plot_name('09_x')})" in page

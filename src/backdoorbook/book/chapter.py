@@ -25,76 +25,13 @@ import pandas as pd
 import torch
 
 from .. import runtime
+from ..claims.core import Claim, legacy_claim
 from ..fidelity import Deviation
 from .profiles import get_profile, profile_as_dict
 
-VERDICTS = ("reproduced", "not reproduced")
-SOURCE_TAGS = ("[code]", "[abs]", "[review]", "[3p]", "[?]")
 RESULTS_ENV = "BACKDOORBOOK_RESULTS"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checked claim.
-
-    Attributes:
-        id: short slug, unique within the chapter.
-        statement: the claim in words, as the paper (or survey) makes it.
-        rule: the test applied to our numbers, with its threshold.
-        ours: our figure(s), as text, from this run.
-        verdict: ``"reproduced"`` or ``"not reproduced"``.
-        paper: the paper's figure where one is known, else ``None``.
-        source: the paper figure's source tag (``[abs]``, ``[code]``, ``[review]``, ``[3p]``,
-            ``[?]``).
-        note: why a claim is not reproduced, or a caveat a reader needs.
-    """
-
-    id: str
-    statement: str
-    rule: str
-    ours: str
-    verdict: str
-    paper: str | None = None
-    source: str | None = None
-    note: str = ""
-
-    def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-        if self.source is not None and self.source not in SOURCE_TAGS:
-            raise ValueError(f"source tag must be one of {SOURCE_TAGS}, got {self.source!r}")
-        if (self.paper is None) != (self.source is None):
-            raise ValueError(
-                "a paper figure needs a source tag and a source tag needs a paper figure"
-            )
-
-
-def check_claim(
-    id: str,
-    statement: str,
-    *,
-    holds: bool,
-    rule: str,
-    ours: str,
-    paper: str | None = None,
-    source: str | None = None,
-    note: str = "",
-) -> Claim:
-    """Build a :class:`Claim` whose verdict is the truth value ``holds`` of ``rule``."""
-    if not isinstance(holds, (bool, np.bool_)):
-        raise TypeError(
-            f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}"
-        )
-    return Claim(
-        id=id,
-        statement=statement,
-        rule=rule,
-        ours=ours,
-        verdict="reproduced" if holds else "not reproduced",
-        paper=paper,
-        source=source,
-        note=note,
-    )
+#: Chapters still building claims by a bare rule call this name (see :func:`legacy_claim`).
+check_claim = legacy_claim
 
 
 def results_dir() -> Path:

@@ -6,6 +6,10 @@ and, for the execution report, the build's own timing log.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..claims.core import VERDICTS
+
 
 def _cell(text) -> str:
     """Make ``text`` safe inside a markdown table cell."""
@@ -26,18 +30,81 @@ def _fidelity_cell(record: dict) -> str:
     return f"{{ref}}`{count} declared <{record['fidelity_label']}>`"
 
 
-def render_scorecard(records: list[dict]) -> str:
-    """A summary per chapter, then one table per chapter: claim, verdict, paper's figure (with tag),
-    ours, rule."""
+def _effect_cell(claim: dict) -> str:
+    """``effect [low, high] vs ≥ threshold (n)`` of a claim with an interval, else a dash."""
+    if claim.get("effect") is None:
+        return "— (rule on point estimates)"
+    sign = "≥" if claim["direction"] == "at least" else "≤"
+    return (
+        f"{claim['effect']:.1f} [{claim['ci_low']:.1f}, {claim['ci_high']:.1f}] vs "
+        f"{sign} {claim['threshold']:g} (n = {claim['n']}); {claim['measure']}"
+    )
+
+
+def forest_plot_name(chapter: str) -> str:
+    """The file name of a chapter's forest plot, beside the scorecard."""
+    return f"forest_{chapter}.png"
+
+
+def write_forest_plots(records: list[dict], directory: Path) -> list[Path]:
+    """One forest plot per chapter with interval claims: each criterion's effect and 95 % interval
+    against its threshold, coloured by verdict. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:orange"}
+    written = []
+    for rec in records:
+        rows = [(c["id"], k) for c in rec.get("claims", []) for k in c.get("criteria", [])]
+        if not rows:
+            continue
+        fig, axes = plt.subplots(len(rows), 1, figsize=(7.5, 0.55 * len(rows) + 0.6), squeeze=False)
+        for ax, (claim_id, k) in zip(axes[:, 0], rows):
+            ax.errorbar(
+                [k["effect"]],
+                [0],
+                xerr=[[k["effect"] - k["ci_low"]], [k["ci_high"] - k["effect"]]],
+                fmt="o",
+                color=colours[k["verdict"]],
+                capsize=4,
+            )
+            ax.axvline(k["threshold"], color="0.3", ls="--", lw=1)
+            ax.set_yticks([0], [f"{claim_id}: {k['measure']}"], fontsize="x-small")
+            lo, hi = min(k["ci_low"], k["threshold"]), max(k["ci_high"], k["threshold"])
+            pad = 0.15 * (hi - lo) + 1
+            ax.set_xlim(lo - pad, hi + pad)
+            ax.tick_params(axis="x", labelsize="x-small")
+        fig.suptitle(
+            f"{rec['title']}: effect and 95 % interval (dashed: threshold)", fontsize="small"
+        )
+        fig.tight_layout()
+        path = directory / forest_plot_name(rec["chapter"])
+        directory.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def render_scorecard(records: list[dict], figures: Path | None = None) -> str:
+    """Counts of the three verdicts per chapter and in all, then per chapter its forest plot
+    (when ``figures`` holds one) and a table: claim, verdict, effect with its interval against
+    the threshold, the paper's figure (with tag), ours and the rule."""
     claims = [(rec, c) for rec in records for c in rec.get("claims", [])]
     if not claims:
         raise ValueError("no claims in any results record: the scorecard would be empty")
-    tally = {v: sum(c["verdict"] == v for _, c in claims) for v in ("reproduced", "not reproduced")}
+
+    def count(items, verdict):
+        return sum(c["verdict"] == verdict for c in items)
+
+    total = {v: count([c for _, c in claims], v) for v in VERDICTS}
     summary = [
         [
             rec["title"],
             len(rec["claims"]),
-            sum(c["verdict"] == "reproduced" for c in rec["claims"]),
+            *(count(rec["claims"], v) for v in VERDICTS),
             _fidelity_cell(rec),
         ]
         for rec in records
@@ -48,12 +115,25 @@ def render_scorecard(records: list[dict]) -> str:
         "Every claim checked by a chapter of this build, with the paper's figure where one is "
         "known (source tags as in the introduction: [abs] abstract, [code] authors' code, "
         "[review] public reviews, [3p] third party, [?] unconfirmed) and our figure from this "
-        "build. The rule and its threshold were fixed in code before the chapter ran.",
-        f"**{len(claims)} claims: {tally['reproduced']} reproduced, "
-        f"{tally['not reproduced']} not reproduced.**",
+        "build. A claim's effect is computed by the run with its 95 % interval; the threshold "
+        "was fixed in code before the chapter ran. The verdict is *reproduced* when the whole "
+        "interval clears the threshold, *not reproduced* when the whole interval falls short, "
+        "and *inconclusive* when it straddles the threshold.",
+        f"**{len(claims)} claims: {total['reproduced']} reproduced, "
+        f"{total['not reproduced']} not reproduced, {total['inconclusive']} inconclusive.**",
         "The last column counts the departures from the authors' code that each chapter "
         "declares in its Fidelity table, which it shows just before its claims.",
-        _table(["Chapter", "Claims", "Reproduced", "Deviations declared"], summary),
+        _table(
+            [
+                "Chapter",
+                "Claims",
+                "Reproduced",
+                "Not reproduced",
+                "Inconclusive",
+                "Deviations declared",
+            ],
+            summary,
+        ),
     ]
     for rec in records:
         if not rec.get("claims"):
@@ -62,12 +142,19 @@ def render_scorecard(records: list[dict]) -> str:
         for c in rec["claims"]:
             paper = f"{c['paper']} {c['source']}" if c.get("paper") else "not available"
             verdict = f"**{c['verdict']}**" + (f" — {c['note']}" if c.get("note") else "")
-            rows.append([c["statement"], verdict, paper, c["ours"], c["rule"]])
+            rows.append([c["statement"], verdict, _effect_cell(c), paper, c["ours"], c["rule"]])
         parts += [
             f"## {rec['title']}",
             f"Deviations from the authors' code: {_fidelity_cell(rec)}.",
-            _table(["Claim", "Verdict", "Paper", "Ours", "Rule"], rows),
         ]
+        if figures is not None and (figures / forest_plot_name(rec["chapter"])).exists():
+            parts.append(f"![Forest plot of {rec['title']}]({forest_plot_name(rec['chapter'])})")
+        parts.append(
+            _table(
+                ["Claim", "Verdict", "Effect [95 % CI] vs threshold (n)", "Paper", "Ours", "Rule"],
+                rows,
+            )
+        )
     return "\n\n".join(parts) + "\n"
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from .intervals import Interval
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -111,13 +113,13 @@ class Claim:
     rule: str
     ours: str
     verdict: str
-    effect: float
-    ci_low: float
-    ci_high: float
-    threshold: float
-    n: int
-    measure: str
-    direction: str
+    effect: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    threshold: float | None = None
+    n: int | None = None
+    measure: str | None = None
+    direction: str | None = None
     criteria: list[dict] = field(default_factory=list)
     paper: str | None = None
     source: str | None = None
@@ -128,6 +130,10 @@ class Claim:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.source is not None and self.source not in SOURCE_TAGS:
             raise ValueError(f"source tag must be one of {SOURCE_TAGS}, got {self.source!r}")
+        if self.criteria and self.effect is None:
+            raise ValueError("a claim with criteria carries its deciding effect")
+        if not self.criteria and self.verdict == "inconclusive":
+            raise ValueError("only a claim with an interval can be inconclusive")
         if (self.paper is None) != (self.source is None):
             raise ValueError(
                 "a paper figure needs a source tag and a source tag needs a paper figure"
@@ -170,6 +176,35 @@ def make_claim(
         measure=head.measure,
         direction=head.direction,
         criteria=[c.as_dict() for c in criteria],
+        paper=paper,
+        source=source,
+        note=note,
+    )
+
+
+def legacy_claim(
+    id: str,
+    statement: str,
+    *,
+    holds: bool,
+    rule: str,
+    ours: str,
+    paper: str | None = None,
+    source: str | None = None,
+    note: str = "",
+) -> Claim:
+    """A claim decided by the truth value ``holds`` of a rule on point estimates, without an
+    interval (``reproduced`` or ``not reproduced`` only); for rules not yet rewritten."""
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(
+            f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}"
+        )
+    return Claim(
+        id=id,
+        statement=statement,
+        rule=rule,
+        ours=ours,
+        verdict="reproduced" if holds else "not reproduced",
         paper=paper,
         source=source,
         note=note,
