@@ -1,5 +1,5 @@
-"""Few-shot support: the episode sampler, the Baseline++ cosine head, fine-tuning and the 95 %
-interval."""
+"""Few-shot support: the episode sampler, the Baseline++ cosine head (against PyTorch's weight
+normalisation), its fine-tuning (against Adam on that reference) and the 95 % interval."""
 
 import math
 import os
@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.parametrizations import weight_norm
 
 from backdoorbook.data.episodes import EpisodeSampler
 from backdoorbook.evaluation.few_shot import episode_rates, mean_ci95
@@ -16,6 +17,7 @@ from backdoorbook.training.cosine_head import (
     finetune_cosine_classifier,
     finetune_cosine_classifiers,
 )
+from backdoorbook.training.optim import epoch_batches
 
 POOL = torch.arange(20).repeat_interleave(30) + 80  # 20 classes (labels 80..99), 30 images each
 
@@ -54,17 +56,69 @@ def test_sampler_rejects_impossible_episodes():
         EpisodeSampler(POOL, k_shot=20, n_query=15)
 
 
-def test_cosine_classifier_shapes_bounds_and_scale_invariance():
-    head = CosineClassifier(16, 5, scale=2.0)
+def _reference_head(weight: torch.Tensor, scale: float) -> torch.nn.Module:
+    """Baseline++'s head from PyTorch's own weight normalisation: a bias-free Linear whose rows
+    are ``g_c * v_c / ||v_c||`` (``g`` initialised to ``||v_c||``), on ``x / (||x|| + 1e-5)``,
+    times ``scale``."""
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    linear.weight.data.copy_(weight)
+    linear = weight_norm(linear, dim=0)
+
+    class Reference(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x):
+            return scale * self.linear(x / (x.norm(dim=1, keepdim=True) + 1e-5))
+
+    return Reference()
+
+
+def test_cosine_classifier_equals_a_weight_normalised_linear_head():
+    torch.manual_seed(0)
+    head = CosineClassifier(16, 5, scale=3.0)
     x = torch.randn(7, 16)
+    reference = _reference_head(head.weight.detach(), 3.0)
+    g = reference.linear.parametrizations.weight.original0.detach().flatten()
+    assert torch.allclose(head.gain, g)  # the gain starts at ||v_c||: about 1/sqrt(3)
+    assert 0.4 < head.gain.mean() < 0.75
+    with torch.no_grad():
+        head.gain.mul_(torch.linspace(0.5, 2.0, 5))  # a learnt gain, not the initial one
+        reference.linear.parametrizations.weight.original0.copy_(head.gain[:, None])
     logits = head(x)
     assert logits.shape == (7, 5)
-    assert logits.abs().max() <= 2.0 + 1e-5
-    assert torch.allclose(head(3.5 * x), logits, atol=1e-6)
-    expected = 2.0 * torch.nn.functional.cosine_similarity(x[:, None], head.weight[None], dim=2)
-    assert torch.allclose(logits, expected, atol=1e-5)
+    assert torch.allclose(logits, reference(x), atol=1e-6)
+    assert (logits.abs() <= 3.0 * head.gain + 1e-5).all()
+    assert torch.allclose(head(3.5 * x), logits, atol=1e-5)
     with pytest.raises(ValueError, match="features"):
         head(torch.randn(7, 15))
+
+
+def test_finetuning_equals_adam_on_the_weight_normalised_reference(one_thread):
+    """Directions and per-class norms both trained, as a weight-normalised Linear is by Adam."""
+    n_way, dim, support, batch, epochs, lr, scale, seed = 4, 12, 11, 3, 6, 3e-3, 3.0, 5
+    features = torch.randn(support, dim, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(support) % n_way
+    head = finetune_cosine_classifier(
+        features, labels, n_way, epochs=epochs, batch_size=batch, lr=lr, scale=scale, seed=seed
+    )
+    torch.manual_seed(seed)
+    reference = _reference_head(CosineClassifier(dim, n_way, scale).weight.detach(), scale)
+    start = reference.linear.parametrizations.weight.original0.detach().flatten().clone()
+    optimiser = torch.optim.Adam(reference.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in epoch_batches(support, batch, generator):
+            loss = torch.nn.functional.cross_entropy(reference(features[index]), labels[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    weight = reference.linear.parametrizations.weight
+    assert torch.allclose(head.weight, weight.original1, atol=1e-6)
+    assert torch.allclose(head.gain, weight.original0.flatten(), atol=1e-6)
+    assert not torch.allclose(head.gain, start, atol=1e-3)  # the norms did move
+    assert not head.training
 
 
 def test_finetuning_fits_separable_support_and_batched_equals_single(one_thread):
@@ -80,14 +134,17 @@ def test_finetuning_fits_separable_support_and_batched_equals_single(one_thread)
     both = finetune_cosine_classifiers(
         torch.stack([features, other]), torch.stack([labels, shuffled]), 5, epochs=30
     )
-    assert torch.allclose(both[0].weight, head.weight, atol=1e-5)
     alone = finetune_cosine_classifier(other, shuffled, 5, epochs=30)
-    assert torch.allclose(both[1].weight, alone.weight, atol=1e-5)
+    for batched, single in ((both[0], head), (both[1], alone)):
+        assert torch.allclose(batched.weight, single.weight, atol=1e-5)
+        assert torch.allclose(batched.gain, single.gain, atol=1e-5)
+    assert not torch.allclose(both[0].gain, both[1].gain, atol=1e-3)
 
 
 def test_episode_rates_by_hand():
     head = CosineClassifier(2, 2)
     head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    head.gain.data = torch.ones(2)
     queries = torch.tensor([[1.0, 0.1], [0.2, 1.0], [1.0, 0.0], [0.9, 0.1]])  # predicted 0, 1, 0, 0
     labels = torch.tensor([0, 1, 1, 1])
     triggered = torch.tensor(

@@ -1,22 +1,26 @@
-"""FLBA: trigger optimisation, attractive/repulsive PGD, the BadNets support baseline, one tiny
-episode."""
+"""FLBA: trigger optimisation (against a re-implementation in the authors' normalised units),
+attractive/repulsive PGD, the BadNets support baseline, one tiny episode."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from backdoorbook.attacks.flba import (
+    MINIIMAGENET_MEAN,
+    MINIIMAGENET_STD,
+    TRIGGER_STEP,
     VARIANTS,
     FLBASettings,
     apply_patch,
     attack_episode,
     badnets_support,
+    badnets_trigger,
     feature_gap,
     flba_perturb,
     flba_variants,
     optimise_trigger,
 )
-from backdoorbook.models.conv4 import conv4_backbone
+from backdoorbook.models.conv4 import Conv4, conv4_backbone
 
 
 @pytest.fixture
@@ -41,10 +45,66 @@ def test_apply_patch_touches_only_the_bottom_right_corner():
 
 def test_trigger_optimisation_increases_the_feature_gap(backbone, one_thread):
     images, _ = _support()
-    start = optimise_trigger(backbone, images, size=8, steps=0, seed=1)
-    patch = optimise_trigger(backbone, images, size=8, steps=15, step_size=0.03, seed=1)
+    start = optimise_trigger(backbone, images, size=8, steps=0)
+    assert torch.allclose(start, torch.tensor(MINIIMAGENET_MEAN)[:, None, None].expand(3, 8, 8))
+    patch = optimise_trigger(backbone, images, size=8, steps=15, step_size=0.03)
     assert patch.shape == (3, 8, 8) and patch.min() >= 0 and patch.max() <= 1
     assert feature_gap(backbone, images, patch) > feature_gap(backbone, images, start) + 0.01
+    with pytest.raises(ValueError, match="step_size"):
+        optimise_trigger(backbone, images, size=8, steps=1, step_size=(0.01, 0.02))
+
+
+def _authors_trigger(net, images, size, steps, step):
+    """The trigger optimisation written in the authors' units: images normalised with the
+    miniImageNet statistics, a full-size trigger starting at 0 and masked to the corner, the
+    composed image (not the trigger) clamped to the normalised image of [0, 1] with min / max,
+    signed descent steps of ``step`` normalised units. Returns the pasted patch in pixels."""
+    mean = torch.tensor(MINIIMAGENET_MEAN, dtype=images.dtype)[:, None, None]
+    std = torch.tensor(MINIIMAGENET_STD, dtype=images.dtype)[:, None, None]
+    x = (images - mean) / std
+    lower, upper = (0 - mean) / std, (1 - mean) / std
+    mask = torch.zeros_like(x[0])
+    mask[:, -size:, -size:] = 1
+    target = net(x).detach()
+    trigger = torch.zeros_like(x[0], requires_grad=True)
+    for _ in range(steps):
+        composed = torch.max(torch.min(x * (1 - mask) + trigger * mask, upper), lower)
+        loss = torch.nn.functional.cosine_similarity(net(composed), target).mean()
+        (grad,) = torch.autograd.grad(loss, trigger)
+        trigger = (trigger.detach() - step * grad.sign()).requires_grad_(True)
+    pasted = torch.max(torch.min(trigger.detach(), upper), lower) * std + mean
+    return pasted[:, -size:, -size:]
+
+
+class _PixelInput(torch.nn.Module):
+    """``net((x - mean) / std)`` with the miniImageNet statistics in float64 (a flat patch at the
+    mean is exactly 0 in ``net``'s units, so max-pool ties break as in the reference)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.mean = torch.tensor(MINIIMAGENET_MEAN, dtype=torch.float64)[:, None, None]
+        self.std = torch.tensor(MINIIMAGENET_STD, dtype=torch.float64)[:, None, None]
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+def test_trigger_equals_the_authors_recipe_in_normalised_units(one_thread):
+    torch.manual_seed(3)
+    net = Conv4(width=4).double().eval().requires_grad_(False)
+    backbone = _PixelInput(net).eval()
+    images, _ = _support(5, size=16)
+    images = images.double()
+    step = 0.3  # large steps, so that pixels leave [0, 1] and the clamp decides
+    patch = optimise_trigger(
+        backbone, images, size=6, steps=12, step_size=[step * s for s in MINIIMAGENET_STD]
+    )
+    reference = _authors_trigger(net, images, 6, 12, step)
+    assert ((reference == 0) | (reference == 1)).any()  # the clamp did bind
+    assert torch.allclose(patch, reference, atol=1e-9)
+    assert TRIGGER_STEP == pytest.approx([0.02 * s for s in MINIIMAGENET_STD])
+    assert TRIGGER_STEP == pytest.approx([0.00554, 0.00536, 0.00569], abs=1e-5)
 
 
 def test_pgd_stays_in_the_eps_ball_and_the_unit_cube(backbone, one_thread):
@@ -79,6 +139,13 @@ def test_variants_split_the_perturbation_by_class():
     assert out["full"].eq(1).all()
     assert out["attractive_only"][:2].eq(1).all() and out["attractive_only"][2:].eq(0).all()
     assert out["repulsive_only"][:2].eq(0).all() and out["repulsive_only"][2:].eq(1).all()
+
+
+def test_badnets_trigger_is_a_white_bottom_right_square():
+    images = torch.full((2, 3, 12, 12), 0.3)
+    out = badnets_trigger(images, size=4)
+    assert out[:, :, -4:, -4:].eq(1).all()
+    assert out[:, :, :-4].eq(0.3).all() and out[:, :, :, :-4].eq(0.3).all()
 
 
 def test_badnets_support_poisons_and_relabels_non_target_images_only():

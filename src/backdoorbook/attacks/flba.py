@@ -18,18 +18,26 @@ be classified as the target class, while clean queries stay correct.
    ``cos(f(x + delta), mu) + lam * cos(f(x + delta), f(x))``; the others the *repulsive* one,
    the first term negated. Fine-tuning then ties the target class to the trigger's feature
    direction and pushes the other classes away from it.
-3. :func:`badnets_support`: the ordinary baseline, dirty-label support poisoning: a
-   checkerboard (:func:`backdoorbook.attacks.triggers.badnets`) on some non-target support images,
-   relabelled as the target.
+3. :func:`badnets_support`: the ordinary baseline, dirty-label support poisoning: a solid
+   white square on some non-target support images, relabelled as the target.
 
 Images are float ``[N, 3, H, W]`` in [0, 1]; ``backbone`` maps them to features ``[N, D]``
-(frozen, eval mode; gradients flow to the inputs only). Defaults follow the authors' code
-at 84 px (16 px patch, 80 trigger steps, PGD 20 steps of 4/255 within 8/255, lam 1.5); the
-trigger step 0.02 in normalised units is about 0.0045 in [0, 1] pixel units.
+(frozen, eval mode; gradients flow to the inputs only). The defaults are the authors' settings
+at 84 px (16 px patch, 80 trigger steps, PGD 20 steps of 4/255 within 8/255, lam 1.5); where
+ours differ is listed in :data:`DEVIATIONS`.
+
+Units of the trigger. The authors' images are normalised with miniImageNet statistics
+(:data:`MINIIMAGENET_MEAN`, :data:`MINIIMAGENET_STD`); their trigger starts at 0 and moves by
+0.02 per step in those units. In [0, 1] pixels that is a start at the miniImageNet mean colour
+(0.472, 0.453, 0.410) and steps of 0.02 x the miniImageNet std, (0.0055, 0.0054, 0.0057) per
+channel (:data:`TRIGGER_STEP`); the patch here lives in pixels and uses exactly those values.
+Our backbone normalises with ImageNet statistics inside, so in its own units the start is
+(-0.056, -0.012, 0.018) and the step (0.024, 0.024, 0.025).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,11 +45,67 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..evaluation.few_shot import episode_rates, extract_features
+from ..fidelity import Deviation
 from ..training.cosine_head import finetune_cosine_classifiers
 from . import triggers
 
+_REPO = "thinwayliu/FLBA-Backdoor@d57475f"
+_BP = "core/model/finetuning/baseline_plus.py"
+
+#: The normalisation of the authors' images, miniImageNet's per-channel mean and std
+#: (thinwayliu/FLBA-Backdoor@d57475f core/data/dataloader.py:12-13).
+MINIIMAGENET_MEAN = (120.39586422 / 255, 115.59361427 / 255, 104.54012653 / 255)
+MINIIMAGENET_STD = (70.68188272 / 255, 68.27635443 / 255, 72.54505529 / 255)
+
+#: The authors' trigger step, 0.02 in their normalised units, in [0, 1] pixel units per channel.
+TRIGGER_STEP = tuple(0.02 * s for s in MINIIMAGENET_STD)
+
 #: The three FLBA variants of the chapter: which support images receive their perturbation.
 VARIANTS = ("full", "attractive_only", "repulsive_only")
+
+DEVIATIONS = (
+    Deviation(
+        item="which support images are attracted",
+        authors=f"the first five support images, support_img[:5], get the attractive and the "
+        f"rest the repulsive perturbation ({_REPO} {_BP}:1016-1021, 1072); the support set is "
+        "class-major with the target as class 0 (core/model/abstract_model.py:66-85, "
+        f"{_BP}:988). In 5-way 5-shot that is the target class's five images; in 5-way 1-shot "
+        "(run_test_FLBA.py:19) it is every support image, so all five are attracted and none "
+        "is repelled",
+        ours="by label: the target class's images are attracted, all others repelled, in "
+        "every shot setting",
+        why="it is the method the paper describes; the slice equals it only at 5 shots",
+        claims=("flba-high-asr-stealthy", "both-perturbations-contribute"),
+        where=(
+            "backdoorbook.attacks.flba.flba_perturb",
+            "backdoorbook.attacks.flba.flba_variants",
+        ),
+    ),
+    Deviation(
+        item="the trigger behind mu",
+        authors="mu is the mean of the features of the last forward pass of the trigger "
+        "optimisation, i.e. of the trigger before its 80th update "
+        f"({_REPO} {_BP}:1108-1119, 1025)",
+        ours="mu is the mean feature of the support set carrying the final patch, the one the "
+        "queries carry",
+        why="the two patches differ by one signed step (at most 0.0057 per pixel)",
+        claims=("flba-high-asr-stealthy", "both-perturbations-contribute"),
+        where=("backdoorbook.attacks.flba.flba_perturb",),
+    ),
+    Deviation(
+        item="BadNets: which support images are poisoned",
+        authors="the first round(0.2 x 50) = 10 images of every class, the target class "
+        f"included, relabelled to the target ({_REPO} {_BP}:146-153, 179-186); the shot count "
+        "is hard-coded to 50, so the committed function runs only on 50-shot episodes, and "
+        "the rule round(0.2 K) would poison no image at K = 1 and one per class at K = 5",
+        ours="round(r x #non-target) (at least one) randomly chosen non-target images, "
+        "r = 0.25 and 0.5, relabelled to the target",
+        why="the authors' rule poisons nothing in 1-shot; fractions of the non-target images "
+        "poison at least one image in every setting and let the fraction vary",
+        claims=("badnets-tradeoff",),
+        where=("backdoorbook.attacks.flba.badnets_support",),
+    ),
+)
 
 
 def apply_patch(images: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
@@ -74,33 +138,46 @@ def optimise_trigger(
     *,
     size: int = 16,
     steps: int = 80,
-    step_size: float = 0.0045,
-    seed: int = 0,
+    step_size: float | Sequence[float] = TRIGGER_STEP,
+    start: Sequence[float] = MINIIMAGENET_MEAN,
 ) -> torch.Tensor:
     """FLBA step 1: the bottom-right patch ``[3, size, size]`` in [0, 1] minimising
     cos(f(patched), f(clean)).
 
-    Starts from seeded uniform noise and takes ``steps`` signed-gradient steps of ``step_size``
-    on the mean cosine similarity over ``images`` (the support set), clipping to [0, 1].
+    The patch starts as the flat colour ``start`` (the authors' 0 in miniImageNet-normalised
+    units) and takes ``steps`` signed-gradient descent steps of ``step_size`` ([0, 1] pixel
+    units, one value or one per channel) on the mean cosine similarity over ``images`` (the
+    support set). The patch itself is not clipped: it is clipped to [0, 1] when pasted, so a
+    pixel that reaches the edge of [0, 1] gets no gradient and stays there. Returns the pasted
+    (clipped) patch.
     """
     _frozen(backbone)
+    channels = images.shape[1] if images.ndim == 4 else 0
     if images.ndim != 4 or not 1 <= size <= min(images.shape[2:]):
         raise ValueError(
             f"need images [N, C, H, W] at least {size} px wide, got {tuple(images.shape)}"
         )
-    if steps < 0 or step_size <= 0:
-        raise ValueError(f"need steps >= 0 and step_size > 0, got {steps}, {step_size}")
+    step = torch.as_tensor(step_size, dtype=images.dtype).flatten()
+    colour = torch.as_tensor(start, dtype=images.dtype).flatten()
+    if steps < 0 or (step <= 0).any() or len(step) not in (1, channels):
+        raise ValueError(
+            f"need steps >= 0 and one positive step_size or one per channel, got {steps}, "
+            f"{step_size}"
+        )
+    if len(colour) != channels or (colour < 0).any() or (colour > 1).any():
+        raise ValueError(f"start needs one value in [0, 1] per channel, got {start}")
     device = images.device
-    generator = torch.Generator().manual_seed(seed)
-    patch = torch.rand(images.shape[1], size, size, generator=generator).to(device)
+    step = step.to(device).view(-1, 1, 1)
+    patch = colour.to(device).view(-1, 1, 1).expand(channels, size, size).clone()
     with torch.no_grad():
         clean = backbone(images)
     for _ in range(steps):
         patch.requires_grad_(True)
-        similarity = F.cosine_similarity(backbone(apply_patch(images, patch)), clean, dim=1).mean()
+        patched = apply_patch(images, patch.clamp(0, 1))
+        similarity = F.cosine_similarity(backbone(patched), clean, dim=1).mean()
         (grad,) = torch.autograd.grad(similarity, patch)
-        patch = (patch.detach() - step_size * grad.sign()).clamp(0, 1)
-    return patch.detach()
+        patch = patch.detach() - step * grad.sign()
+    return patch.detach().clamp(0, 1)
 
 
 def flba_perturb(
@@ -179,9 +256,9 @@ def badnets_support(
     size: int = 16,
     seed: int = 0,
 ) -> PoisonedSupport:
-    """BadNets-style support poisoning: stamp a ``size`` px checkerboard (bottom-right) on
-    ``round(rate * #non-target)`` (at least one) non-target support images and relabel them
-    ``target``."""
+    """BadNets-style support poisoning: stamp :func:`badnets_trigger` on
+    ``round(rate * #non-target)`` (at least one) randomly chosen non-target support images and
+    relabel them ``target``."""
     if not 0 < rate <= 1:
         raise ValueError(f"rate must lie in (0, 1], got {rate}")
     candidates = (labels != target).nonzero().flatten()
@@ -201,8 +278,9 @@ def badnets_support(
 
 
 def badnets_trigger(images: torch.Tensor, size: int = 16) -> torch.Tensor:
-    """The baseline's trigger: a ``size`` px checkerboard flush with the bottom-right corner."""
-    return triggers.badnets(images, size=size, margin=0)
+    """The baseline's trigger: a solid white ``size`` px square flush with the bottom-right corner
+    (pixel value 1 in every channel; the authors' 16 px square at 84 px)."""
+    return apply_patch(images, torch.ones(images.shape[1], size, size))
 
 
 @dataclass
@@ -219,13 +297,14 @@ class EpisodeOutcome:
 
 @dataclass(frozen=True)
 class FLBASettings:
-    """The attack and fine-tuning settings of one episode (defaults: the authors' code at 84 px).
+    """The attack and fine-tuning settings of one episode (defaults: the authors' values at 84 px,
+    except ``badnets_rates``, see :data:`DEVIATIONS`).
 
     Attributes:
         target: the attacker's target, an episode-local class index.
-        patch_size: side of the FLBA patch and of the BadNets checkerboard (px, bottom-right).
-        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation ([0, 1] pixel
-            units).
+        patch_size: side of the FLBA patch and of the BadNets square (px, bottom-right).
+        trigger_steps, trigger_step_size: the patch's signed-gradient optimisation (per-channel
+            steps in [0, 1] pixel units; the authors' is :data:`TRIGGER_STEP`).
         eps, pgd_step_size, pgd_steps, lam: the attractive / repulsive PGD (``lam`` weighs the
             stay-close term).
         badnets_rates: fractions of non-target support images stamped and relabelled by the
@@ -236,7 +315,7 @@ class FLBASettings:
     target: int = 0
     patch_size: int = 16
     trigger_steps: int = 80
-    trigger_step_size: float = 0.0045
+    trigger_step_size: tuple[float, ...] = TRIGGER_STEP
     eps: float = 8 / 255
     pgd_step_size: float = 4 / 255
     pgd_steps: int = 20
@@ -261,7 +340,7 @@ def attack_episode(
     episode.
 
     Conditions: ``clean`` (ASR under the FLBA trigger), ``badnets_<rate>`` (ASR under the
-    checkerboard), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
+    white square), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
     query images are ``[S, 3, H, W]`` / ``[Q, 3, H, W]`` in [0, 1], labels episode-local 0..N-1.
     """
     c = settings
@@ -272,7 +351,6 @@ def attack_episode(
         size=c.patch_size,
         steps=c.trigger_steps,
         step_size=c.trigger_step_size,
-        seed=seed,
     )
     flba_queries = apply_patch(query, patch)
     conditions = {"clean": (support, support_labels, flba_queries)}

@@ -10,8 +10,40 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..fidelity import Deviation
 from ..models.heads import CosineClassifier
 from ..runtime import batched
+
+_FLBA = "thinwayliu/FLBA-Backdoor@d57475f core/model/finetuning/baseline_plus.py"
+
+DEVIATIONS = (
+    Deviation(
+        item="ASR counting",
+        authors="every query is triggered and counted, the target class's included, with the "
+        f"label set to the target ({_FLBA}:985-1001 for FLBA, 212-227 for BadNets)",
+        ours="ASR over the triggered queries whose true class is not the target",
+        why="a target-class query classified as the target is no success of the attack; "
+        "counting them (a fifth of the queries in 5-way, most of them sent to the target) "
+        "raises the ASR",
+        claims=("badnets-tradeoff", "flba-high-asr-stealthy", "both-perturbations-contribute"),
+        where=("backdoorbook.evaluation.few_shot.episode_rates",),
+    ),
+    Deviation(
+        item="heads per condition",
+        authors="each call of set_forward_adaptation fine-tunes a fresh, randomly initialised "
+        "head in a fresh batch order, and it is called twice per episode: one head scores clean "
+        f"accuracy, an independent second one the ASR ({_FLBA}:976-1001, 1176-1199)",
+        ours="one head per condition scores both; every condition of an episode starts from the "
+        "same seeded head and sees the same batch order",
+        why="paired conditions: differences between them come from the support sets alone, and "
+        "the attack's ASR is measured on the head whose accuracy is reported",
+        claims=("badnets-tradeoff", "flba-high-asr-stealthy", "both-perturbations-contribute"),
+        where=(
+            "backdoorbook.attacks.flba.attack_episode",
+            "backdoorbook.training.cosine_head.finetune_cosine_classifiers",
+        ),
+    ),
+)
 
 
 def extract_features(
