@@ -1,21 +1,29 @@
+import copy
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
 import torchattacks
+from torch import nn
 
 from backdoorbook.attacks.transfer import ATTACKS as TRANSFER_ATTACKS
 from backdoorbook.attacks.transfer import (
     DIM,
+    ILA,
     MIFGSM,
+    NIFGSM,
     SGM,
     SIM,
     TIM,
+    VMIFGSM,
     Admix,
     EnsembleMIFGSM,
     LogitEnsemble,
     black_box_mean,
     create_attack,
     gaussian_kernel,
+    middle_layer,
     residual_branch_ends,
     select_agreed_correct,
     success_matrix,
@@ -34,8 +42,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def model():
+    """ResNet-14: two blocks per stage, so SGM has a first block to leave and one to decay."""
     torch.manual_seed(0)
-    return cifar_resnet(8).eval()
+    return cifar_resnet(14).eval()
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +153,8 @@ def test_transformations_reduce_to_mi_fgsm_when_switched_off(model, batch):
 
 def test_sgm_decays_residual_gradients_without_changing_the_forward_pass(model, batch):
     images, labels = batch
-    assert len(residual_branch_ends(model)) == 3  # ResNet-8: one BasicBlock per stage
+    stages = [model.model.layer1, model.model.layer2, model.model.layer3]
+    assert residual_branch_ends(model) == [stage[1].bn2 for stage in stages]  # not block 0
     with torch.no_grad():
         logits = model(images)
     adv = SGM(model, eps=EPS, steps=5, gamma=0.2)(images, labels)
@@ -154,6 +164,8 @@ def test_sgm_decays_residual_gradients_without_changing_the_forward_pass(model, 
         assert torch.equal(model(images), logits)
     with pytest.raises(ValueError, match="residual surrogate"):
         SGM(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(768, 10)))
+    with pytest.raises(ValueError, match="two or more BasicBlocks"):
+        SGM(cifar_resnet(8))  # one block per stage: nothing that SGM decays
 
 
 def test_targeted_attack_moves_towards_the_target(model, batch):
@@ -171,6 +183,13 @@ def test_gaussian_kernel_and_logit_ensemble():
     a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
     x = torch.randn(2, 4)
     torch.testing.assert_close(LogitEnsemble([a, b])(x), (a(x) + b(x)) / 2)
+
+
+def test_attacks_leave_the_surrogates_in_their_mode(model, batch):
+    images, labels = batch
+    for name in TRANSFER_ATTACKS:
+        build(name, model, seed=0)(images, labels)
+        assert not any(module.training for module in model.modules()), name
 
 
 def test_bad_inputs_are_clear_errors(model, batch):
@@ -245,3 +264,254 @@ def test_select_agreed_correct_keeps_images_all_models_get_right():
         4,
     ]
     assert select_agreed_correct(models, torch.zeros(5, 3, 2, 2), labels, n=2).tolist() == [0, 3]
+
+
+# ----------------------------------------------------------------- reference implementations
+# In float64, so that a different order of summation cannot flip the sign of a gradient entry
+# that is nearly zero.
+#: Settings other than the defaults for the reference tests below.
+REF = dict(eps=6 / 255, alpha=1.5 / 255, steps=4)
+
+
+@pytest.fixture(scope="module")
+def model64(model):
+    return copy.deepcopy(model).double()
+
+
+@pytest.fixture(scope="module")
+def batch64(batch):
+    return batch[0].double(), batch[1]
+
+
+def recorded(method, log, tag):
+    """``method``, appending ``(tag, value)`` to ``log`` for every value it returns."""
+
+    def call(*args):
+        log.append((tag, method(*args)))
+        return log[-1][1]
+
+    return call
+
+
+class DIFGSMResizedBack(torchattacks.DIFGSM):
+    """torchattacks' DI-FGSM with the transformed input resized back to the input's side."""
+
+    def input_diversity(self, x):
+        out = super().input_diversity(x)
+        if out.shape == x.shape:
+            return out
+        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def test_dim_equals_torchattacks_difgsm_on_the_same_draws(model64, batch64, monkeypatch):
+    images, labels = batch64
+    settings = dict(steps=6, decay=0.8, resize_rate=1.3, diversity_prob=0.7)
+    ours = DIM(model64, eps=REF["eps"], alpha=REF["alpha"], seed=1, **settings)
+    log = []
+    ours.rand, ours.randint = recorded(ours.rand, log, "rand"), recorded(ours.randint, log, "int")
+    adv = ours(images, labels)
+    iterations = []  # per iteration: [u, inner side, top, left], or [u] when not transformed
+    for tag, value in log:
+        iterations.append([float(value)]) if tag == "rand" else iterations[-1].append(value)
+    assert len(iterations) == 6 and {len(draws) for draws in iterations} == {1, 4}
+    # torchattacks draws the side and the two offsets, then decides whether to use them
+    queue = []
+    for u, *draws in iterations:
+        queue += [("int", d) for d in draws or [None] * 3] + [("rand", u)]
+
+    def replay_randint(low, high, size, dtype):
+        tag, value = queue.pop(0)
+        assert tag == "int"
+        value = low if value is None else value
+        assert low <= value < high, f"our draw {value} is outside torchattacks' [{low}, {high})"
+        return torch.tensor([value], dtype=dtype)
+
+    def replay_rand(*size):
+        tag, value = queue.pop(0)
+        assert tag == "rand"
+        return torch.tensor([value])
+
+    theirs = DIFGSMResizedBack(model64, eps=REF["eps"], alpha=REF["alpha"], **settings)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "randint", replay_randint)
+        patch.setattr(torch, "rand", replay_rand)
+        expected = theirs(images, labels)
+    assert not queue
+    torch.testing.assert_close(adv, expected, atol=1e-6, rtol=0)
+
+
+def test_vmifgsm_equals_torchattacks_on_the_same_neighbours(model64, batch64, monkeypatch):
+    images, labels = batch64
+    ours = VMIFGSM(model64, decay=0.7, samples=3, beta=2.0, seed=2, **REF)
+    log = []
+    ours.rand = recorded(ours.rand, log, "rand")
+    adv = ours(images, labels)
+    assert len(log) == REF["steps"] and log[0][1].shape == (3, *images.shape)
+    uniforms = iter([u for _, draw in log for u in draw])  # N draws per iteration, in order
+
+    class Uniform:
+        """Stands for ``torch.randn_like(images)``; ``uniform_`` maps our draw to its range."""
+
+        def uniform_(self, low, high):
+            return low + (high - low) * next(uniforms)
+
+    theirs = torchattacks.VMIFGSM(model64, decay=0.7, N=3, beta=2.0, **REF)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "randn_like", lambda like: Uniform())
+        expected = theirs(images, labels)
+    assert next(uniforms, None) is None
+    torch.testing.assert_close(adv, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(adv, MIFGSM(model64, decay=0.7, **REF)(images, labels))
+
+
+class SINIFGSM(SIM, NIFGSM):
+    """SI-NI-FGSM as a composition of the hooks: SIM's scale copies of NI's look-ahead point."""
+
+
+def test_si_composed_with_ni_equals_torchattacks_sinifgsm(model64, batch64):
+    images, labels = batch64
+    adv = SINIFGSM(model64, decay=0.7, scales=3, **REF)(images, labels)
+    expected = torchattacks.SINIFGSM(model64, decay=0.7, m=3, **REF)(images, labels)
+    torch.testing.assert_close(adv, expected, atol=1e-6, rtol=0)
+
+
+def test_ensemble_equals_torchattacks_mifgsm_on_a_logit_average(model64, batch64):
+    images, labels = batch64
+    torch.manual_seed(1)
+    other = cifar_resnet(8).double().eval()
+
+    class MeanLogits(nn.Module):
+        def __init__(self, first, second):
+            super().__init__()
+            self.first, self.second = first, second
+
+        def forward(self, x):
+            return (self.first(x) + self.second(x)) / 2
+
+    adv = EnsembleMIFGSM([model64, other], decay=0.6, **REF)(images, labels)
+    expected = torchattacks.MIFGSM(MeanLogits(model64, other).eval(), decay=0.6, **REF)(
+        images, labels
+    )
+    torch.testing.assert_close(adv, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(adv, MIFGSM(model64, decay=0.6, **REF)(images, labels))
+
+
+def with_relu_modules(resnet):
+    """A copy of a wrapped CIFAR ResNet with its ReLUs as modules, laid out as in torchvision: one
+    ``relu`` in the stem and one per block, used after ``bn1`` and again after the sum."""
+    net = copy.deepcopy(resnet)
+
+    def block_forward(block, x):
+        out = block.relu(block.bn1(block.conv1(x)))
+        return block.relu(block.bn2(block.conv2(out)) + block.shortcut(x))
+
+    def net_forward(inner, x):
+        out = inner.relu(inner.bn1(inner.conv1(x)))
+        out = inner.layer3(inner.layer2(inner.layer1(out)))
+        return inner.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+    net.model.relu, net.model.forward = nn.ReLU(), types.MethodType(net_forward, net.model)
+    for stage in (net.model.layer1, net.model.layer2, net.model.layer3):
+        for block in stage:
+            block.relu, block.forward = nn.ReLU(), types.MethodType(block_forward, block)
+    return net
+
+
+def add_skip_gradient_hooks(net, gamma):
+    """SGM's hooks as the authors place them (csdongxian/skip-connections-matter utils_sgm.py),
+    with torch's full backward hooks: γ times the gradient through every ReLU module whose name
+    does not contain "0.relu", and every block's input gradient divided by its std over the
+    batch."""
+    for name, module in net.named_modules():
+        if "relu" in name and "0.relu" not in name:
+            module.register_full_backward_hook(lambda m, grad_in, grad_out: (gamma * grad_in[0],))
+        parts = name.split(".")
+        if len(parts) >= 2 and "layer" in parts[-2]:
+            module.register_full_backward_hook(
+                lambda m, grad_in, grad_out: (grad_in[0] / grad_in[0].std(),)
+            )
+    return net
+
+
+def test_sgm_equals_mifgsm_on_the_authors_relu_hooks(model64, batch64):
+    images, labels = batch64
+    hooked = add_skip_gradient_hooks(with_relu_modules(model64), gamma=0.3).eval()
+    with torch.no_grad():
+        assert torch.equal(hooked(images), model64(images))  # the same network
+    adv = SGM(model64, decay=0.9, gamma=0.3, **REF)(images, labels)
+    expected = torchattacks.MIFGSM(hooked, decay=0.9, **REF)(images, labels)
+    torch.testing.assert_close(adv, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(adv, MIFGSM(model64, decay=0.9, **REF)(images, labels))
+
+
+def test_sgm_scales_the_residual_branch_gradient_by_gamma_except_in_first_blocks(model):
+    x = torch.rand(2, 16, 8, 8, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def input_gradient(function):
+        point = x.clone().requires_grad_(True)
+        return torch.autograd.grad((weights * function(point)).sum(), point)[0]
+
+    def parts(block):
+        """The gradient through the skip connection and through the residual branch."""
+
+        def branch(z):
+            return block.bn2(block.conv2(F.relu(block.bn1(block.conv1(z)))))
+
+        skip = input_gradient(lambda z: F.relu(branch(z).detach() + z))
+        through_branch = input_gradient(lambda z: F.relu(branch(z) + z.detach()))
+        return skip, through_branch
+
+    first, later = model.model.layer1[0], model.model.layer1[1]
+    expected = {block: parts(block) for block in (first, later)}
+    with SGM(model, gamma=0.25).surrogate_context():
+        decayed = {block: input_gradient(block) for block in (first, later)}
+    skip, through_branch = expected[later]
+    assert through_branch.abs().max() > 1e-3 and skip.abs().max() > 1e-3
+    torch.testing.assert_close(decayed[later], skip + 0.25 * through_branch)
+    torch.testing.assert_close(decayed[first], sum(expected[first]))  # block 0: not decayed
+    torch.testing.assert_close(input_gradient(later), skip + through_branch)  # hooks removed
+
+
+def test_ila_layer_is_the_middle_entry_of_the_network():
+    layers = {depth: middle_layer(cifar_resnet(depth)) for depth in (8, 14, 20, 32, 44, 56)}
+    assert layers == {
+        8: "model.layer2.0",
+        14: "model.layer2.0",
+        20: "model.layer2.1",
+        32: "model.layer2.2",
+        44: "model.layer2.3",
+        56: "model.layer2.4",
+    }
+    bare = cifar_resnet(20).model
+    assert middle_layer(bare) == "layer2.1"
+    assert ILA(cifar_resnet(20)).layer_name == "model.layer2.1"
+
+
+def test_ila_equals_the_projection_attack_on_an_mifgsm_baseline(model64, batch64):
+    """Reference: torchattacks' MI-FGSM as the baseline, then sign steps from x on the projection
+    loss of TransferAttack's ILA, ⟨Δ, Δ'⟩ / ‖Δ'‖² over the whole batch flattened."""
+    images, labels = batch64
+    eps, alpha, steps = REF["eps"], REF["alpha"], REF["steps"]
+    adv = ILA(model64, decay=0.8, **REF)(images, labels)
+    baseline = torchattacks.MIFGSM(model64, decay=0.8, **REF)(images, labels)
+    features = []
+    handle = model64.model.layer2[0].register_forward_hook(lambda m, i, out: features.append(out))
+    try:
+        with torch.no_grad():
+            model64(images), model64(baseline)
+        clean, guide = features[0], (features[1] - features[0]).reshape(1, -1)
+        delta = torch.zeros_like(images)
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            features.clear()
+            model64(images + delta)
+            shift = (features[0] - clean).reshape(1, -1)
+            loss = shift @ (guide / guide.norm()).T / guide.norm()
+            grad = torch.autograd.grad(loss.sum(), delta)[0]
+            delta = torch.clamp(delta.detach() + alpha * grad.sign(), -eps, eps)
+            delta = torch.min(torch.max(delta, -images), 1 - images)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(adv, images + delta, atol=1e-6, rtol=0)
+    assert not torch.equal(adv, baseline)

@@ -17,7 +17,7 @@ from .experiment import (
     transfer_table,
 )
 from .fgsm import FGSM, IFGSM
-from .ila import ILA
+from .ila import ILA, middle_layer
 from .mifgsm import MIFGSM
 from .nifgsm import NIFGSM
 from .registry import ATTACKS, FAMILIES, AttackSpec, create_attack
@@ -42,6 +42,7 @@ __all__ = [
     "SGM",
     "residual_branch_ends",
     "ILA",
+    "middle_layer",
     "LogitEnsemble",
     "EnsembleMIFGSM",
     "ATTACKS",

@@ -1,10 +1,14 @@
 """Admix: Wang et al., "Admix: Enhancing the Transferability of Adversarial Attacks", ICCV 2021,
 arXiv:2102.00436.
 
-Each iterate is mixed with a small share η of images from *other* classes/inputs
-(``x + η·x'``, x' a random other image of the batch), ``mixes`` times, and every mix is also
-scale-augmented as in SIM (``/ 2^i``, i = 0..scales−1); the gradient is averaged over all
-``mixes · scales`` copies. Combined with momentum.
+Each iterate is mixed with a small share η of another image, ``x + η·x'``, ``mixes`` times, and
+every mix is also scale-augmented as in SIM (``/ 2^i``, i = 0..scales−1); the gradient is
+averaged over all ``mixes · scales`` copies. Combined with momentum. The admixed images x' are
+the current batch in a random order (a fresh permutation per mix, detached from the gradient),
+which ignores labels and can pair an image with itself or with one of its own class; the
+Admix authors' code (``JHL-HUST/Admix`` ``mi_admix.py``, ``tf.random.shuffle`` over the batch)
+and TransferAttack mix the same way, although the paper speaks of images from other
+categories.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """DI-FGSM (DIM): Xie et al., "Improving Transferability of Adversarial Examples with Input
 Diversity", CVPR 2019, arXiv:1803.06978.
 
-With probability ``p`` the iterate is resized to a random side ``r ∈ [H, ⌊rate·H⌋)``, zero-padded
-at a random offset to ``⌊rate·H⌋`` and (as in TransferAttack, so that fixed-size surrogates work)
-resized back to ``H``; the gradient is taken through this random transformation. Combined with
-momentum (M-DI²-FGSM in the paper). One draw per batch and iteration.
+With probability ``p`` the iterate is resized (bilinear) to a random side ``r ∈ [H, ⌊rate·H⌋)``,
+zero-padded to ``⌊rate·H⌋`` with its top and left offsets drawn from ``[0, ⌊rate·H⌋ − r)`` (so
+at least one row and one column of padding go to the bottom and the right), and resized back to
+``H`` so that fixed-size surrogates work; the gradient is taken through this random
+transformation. Combined with momentum (M-DI²-FGSM in the paper). One draw per batch and
+iteration. Draw ranges and the resize back follow TransferAttack
+(``Trustworthy-AI-Group/TransferAttack`` ``input_transformation/dim.py``); the resize and pad
+draws are those of torchattacks' ``DIFGSM``, which does not resize back.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class DIM(MIFGSM):
         side = x.shape[-1]
         outer = max(int(side * self.resize_rate), side + 1)
         inner = self.randint(side, outer)
-        top, left = self.randint(0, outer - inner + 1), self.randint(0, outer - inner + 1)
+        top, left = self.randint(0, outer - inner), self.randint(0, outer - inner)
         resized = F.interpolate(x, size=(inner, inner), mode="bilinear", align_corners=False)
         padded = F.pad(resized, (left, outer - inner - left, top, outer - inner - top), value=0.0)
         return F.interpolate(padded, size=x.shape[-2:], mode="bilinear", align_corners=False)

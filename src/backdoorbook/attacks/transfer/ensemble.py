@@ -18,13 +18,18 @@ from .mifgsm import MIFGSM
 
 
 class LogitEnsemble(nn.Module):
-    """``mean_k model_k(x)``: averaged logits of models that take the same [0, 1] inputs."""
+    """``mean_k model_k(x)``: averaged logits of models that take the same [0, 1] inputs.
+
+    The ensemble starts in eval mode unless every member is training, so that an attack, which
+    restores its surrogate's mode when it returns, leaves eval-mode members in eval mode.
+    """
 
     def __init__(self, models: Sequence[nn.Module]):
         super().__init__()
         if len(models) < 1 or not all(isinstance(m, nn.Module) for m in models):
             raise ValueError("LogitEnsemble needs a non-empty sequence of nn.Module surrogates")
         self.members = nn.ModuleList(models)
+        self.training = all(member.training for member in models)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(x) for member in self.members]).mean(0)

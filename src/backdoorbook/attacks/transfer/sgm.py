@@ -2,14 +2,27 @@
 Generated with ResNets", ICLR 2020, arXiv:2002.05990.
 
 In a residual block ``z' = z + f(z)`` the gradient is ``∂z'/∂z = I + ∂f/∂z``. The Skip Gradient
-Method multiplies the gradient through every residual branch by a decay ``γ ∈ (0, 1]``, so more
+Method multiplies the gradient through the residual branches by a decay ``γ ∈ (0, 1]``, so more
 of the gradient flows through the skip connections, which yields more transferable directions.
 
-Implementation: while the attack runs, a forward hook on the *last layer of each residual
-branch* (``bn2`` of :class:`backdoorbook.models.cifar_resnet.BasicBlock`) replaces its output
-``o`` by ``o.detach() + γ·(o − o.detach())``: the forward value is exactly ``o`` (predictions
-are unchanged) and the backward pass multiplies the branch's gradient by γ. The hooks are
-removed when the call returns, so the surrogate is left as it was. Combined with momentum.
+Which blocks: every block except the first of each stage. The authors' code (GitHub
+``csdongxian/skip-connections-matter`` ``utils_sgm.py``, reused by TransferAttack) puts a
+backward hook ``γ·grad`` on every ReLU module whose name does not contain ``0.relu``, which
+leaves out block 0 of every stage. In a basic-block ResNet one ReLU module serves both the
+branch (after ``bn1``) and the sum, so per block the branch gets ``γ²`` and the skip ``γ``:
+a factor γ on the branch *relative to* the skip, times γ for the whole block. That overall
+factor, the hooked stem ReLU and the code's division of each block's gradient by its standard
+deviation over the batch multiply every gradient of the batch by one positive number, which
+MI-FGSM's per-sample L1 normalisation removes; the relative factor is what changes the attack.
+The authors use ``√γ`` per ReLU for bottleneck ResNets and DenseNets (two ReLUs per branch) and
+plain ``γ`` for basic-block ResNets, which is what our CIFAR ResNets are.
+
+Implementation: the CIFAR ResNets call ReLU as a function, so instead of ReLU modules a forward
+hook on the *last layer of the branch* (``bn2`` of
+:class:`backdoorbook.models.cifar_resnet.BasicBlock`) replaces its output ``o`` by
+``o.detach() + γ·(o − o.detach())``: the forward value is exactly ``o`` (predictions are
+unchanged) and the backward pass multiplies the branch's gradient by γ. The hooks are removed
+when the call returns, so the surrogate is left as it was. Combined with momentum.
 """
 
 from __future__ import annotations
@@ -25,9 +38,15 @@ from .mifgsm import MIFGSM
 
 
 def residual_branch_ends(model: nn.Module) -> list[nn.Module]:
-    """The module that ends each residual branch of ``model`` (``bn2`` of every CIFAR ResNet
-    ``BasicBlock``)."""
-    return [module.bn2 for module in model.modules() if isinstance(module, BasicBlock)]
+    """The module that ends the residual branch of every block SGM decays: ``bn2`` of each CIFAR
+    ResNet ``BasicBlock`` except the first block of each stage (``nn.Sequential``)."""
+    return [
+        block.bn2
+        for stage in model.modules()
+        if isinstance(stage, nn.Sequential)
+        for block in list(stage)[1:]
+        if isinstance(block, BasicBlock)
+    ]
 
 
 def _decay_branch_gradient(gamma: float):
@@ -42,10 +61,10 @@ class SGM(MIFGSM):
     """Skip-gradient MI-FGSM for residual surrogates.
 
     Args:
-        gamma: γ, the gradient decay on each residual branch (default 0.2, the paper's setting
-            for ResNet surrogates).
+        gamma: γ, the gradient decay on each residual branch but those of the first block of
+            each stage (default 0.2, the paper's setting for ResNet surrogates).
         Other arguments as :class:`~.mifgsm.MIFGSM`. Raises ``ValueError`` if the surrogate has no
-        residual blocks to hook.
+        stage of two or more residual blocks.
     """
 
     def __init__(
@@ -65,7 +84,10 @@ class SGM(MIFGSM):
         if not 0 < gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         if not residual_branch_ends(model):
-            raise ValueError("SGM needs a residual surrogate: no BasicBlock found in the model")
+            raise ValueError(
+                "SGM needs a residual surrogate with a stage of two or more BasicBlocks "
+                "(the first block of each stage is not decayed)"
+            )
         self.gamma = gamma
 
     @contextmanager

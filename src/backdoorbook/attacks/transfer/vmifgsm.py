@@ -51,7 +51,7 @@ class VMIFGSM(MIFGSM):
     ) -> torch.Tensor:
         current = self.loss_gradient(adv, labels, momentum)
         radius = self.beta * self.eps
-        noise = (self.rand(self.samples, *adv.shape) * 2 - 1) * radius
+        noise = self.rand(self.samples, *adv.shape) * (2 * radius) - radius
         neighbours = (adv.unsqueeze(0) + noise).flatten(0, 1)
         # Loss is a mean over N·B images, so summing the N blocks gives the mean neighbour gradient.
         neighbour_grad = (
