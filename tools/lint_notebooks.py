@@ -73,7 +73,7 @@ def lint(path: Path) -> int:
     finally:
         temporary.unlink()
     for line in result.stdout.splitlines():
-        match = re.match(rf"{re.escape(str(temporary))}:(\d+):(\d+): (.*)", line)
+        match = re.match(rf"(?:\S*/)?{re.escape(temporary.name)}:(\d+):(\d+): (.*)", line)
         if match:
             print(f"{path}:{origin[int(match[1]) - 1]}:{match[2]}: {match[3]}")
     return result.returncode
