@@ -55,3 +55,12 @@ def test_corrupt_provenance_record_is_an_artifact_error_naming_the_file(tmp_path
     (tmp_path / "broken.provenance.json").write_text('{"name": "broken", ')
     with pytest.raises(ArtifactError, match=r"broken\.provenance\.json is not valid JSON"):
         load_artifact("broken", tmp_path)
+
+
+def test_loading_records_the_seed_each_artifact_was_trained_with(tmp_path):
+    from backdoorbook.artifacts import used_artifact_seeds
+
+    record = {"command": "c", "data_checksums": {}, "wall_time_s": 0, "device": "cpu", "seed": 7}
+    save_artifact("seeded", {"w": torch.zeros(2)}, record, directory=tmp_path)
+    load_artifact("seeded", tmp_path)
+    assert used_artifact_seeds()["seeded"] == 7

@@ -29,6 +29,7 @@ ARTIFACTS_DIR = runtime.REPO_ROOT / "artifacts"
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_PROVENANCE = ("command", "data_checksums", "wall_time_s", "device")
 _used: dict[str, str] = {}
+_seeds: dict[str, int | None] = {}
 
 
 class ArtifactError(RuntimeError):
@@ -184,6 +185,7 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
             f"regenerate it with: {record['command']}"
         )
     _used[f"artifacts/{record['file']}"] = actual
+    _seeds[name] = record.get("seed")
     return load_file(str(weights))
 
 
@@ -254,3 +256,8 @@ def load_or_train(
 def used_artifacts() -> dict[str, str]:
     """``path -> sha256`` of every artifact loaded in this process (for the results record)."""
     return dict(_used)
+
+
+def used_artifact_seeds() -> dict[str, int | None]:
+    """``name -> the seed it was trained with`` for every artifact loaded in this process."""
+    return dict(_seeds)

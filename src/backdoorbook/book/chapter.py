@@ -117,7 +117,7 @@ class ChapterRun:
         unknown = sorted({c for d in self.fidelity for c in d.claims} - known)
         if unknown:
             raise ValueError(f"deviations name claims this chapter does not make: {unknown}")
-        from ..artifacts import used_artifacts
+        from ..artifacts import used_artifact_seeds, used_artifacts
         from ..data import used_checksums  # the data layer records every file it verified
 
         return {
@@ -136,6 +136,7 @@ class ChapterRun:
             "versions": runtime.package_versions(),
             "data_checksums": used_checksums(),
             "artifact_checksums": used_artifacts(),
+            "artifact_seeds": used_artifact_seeds(),
             "metrics": to_jsonable(self.metrics),
             "claims": [asdict(c) for c in self.claims],
             "fidelity": [asdict(d) for d in self.fidelity],
