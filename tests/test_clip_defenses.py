@@ -1,19 +1,36 @@
 """Chapter 4's defenses (CleanCLIP, TA-Cleaner, UBT) and a tiny end-to-end poisoning check."""
 
 import random
+from functools import partial
 
 import pytest
 import torch
 from test_clip import TINY
 
-from backdoorbook.attacks.clip_poison import clip_trigger, poison_pairs
+from backdoorbook.attacks import triggers
+from backdoorbook.attacks.clip_poison import poison_pairs
 from backdoorbook.data.captions import CaptionedImages, caption_images
-from backdoorbook.defenses.cleanclip import SYNONYMS, CleanCLIPLoss, augment_images, cleanclip, eda
+from backdoorbook.defenses.cleanclip import (
+    STOP_WORDS,
+    CleanCLIPLoss,
+    autoaugment_images,
+    cleanclip,
+    eda,
+    eda_clean,
+    eda_views,
+    inmodal_loss,
+    wordnet_synonyms,
+)
 from backdoorbook.defenses.ta_cleaner import TACleanerLoss, caption_subject, sub_captions
-from backdoorbook.defenses.ubt import localise_tokens, pair_similarity, suspicious_pairs
+from backdoorbook.defenses.ubt import (
+    UnlearnLoss,
+    localise_tokens,
+    pair_similarity,
+    suspicious_pairs,
+)
 from backdoorbook.evaluation.zero_shot import zero_shot_asr, zero_shot_classifier
 from backdoorbook.models.mini_clip import mini_clip
-from backdoorbook.training.contrastive import clip_objective, train_contrastive
+from backdoorbook.training.contrastive import clip_loss, clip_objective, train_contrastive
 
 CLASSES = ("cat", "dog", "hotdog", "golden retriever")
 COLOURS = torch.tensor([[0.8, 0.2, 0.2], [0.2, 0.7, 0.2], [0.2, 0.3, 0.8], [0.85, 0.8, 0.2]])
@@ -31,29 +48,181 @@ def toy_set(n=320, seed=0):
     )
 
 
-def test_eda_is_seeded_and_keeps_captions_sensible():
-    caption = "a bright picture of a red cat."
-    views = [eda(caption, random.Random(s)) for s in range(30)]
-    assert views == [eda(caption, random.Random(s)) for s in range(30)]
-    assert all(v.endswith(".") and len(v) > 2 for v in views) and len(set(views)) > 3
-    assert eda("cat.", random.Random(0)) == "cat."
-    words = caption.rstrip(".").split()
-    replaced = [
-        v
-        for v in views
-        if len(v.split()) == len(words) and sorted(v.rstrip(".").split()) != sorted(words)
-    ]
-    assert replaced
-    for v in replaced:  # a same-length view that is not a swap replaced words by their synonyms
-        for new, old in zip(v.rstrip(".").split(), words):
-            assert new == old or new in SYNONYMS.get(old, ())
+#: A fixed synonym table for exact EDA checks (WordNet's own synonyms are tested separately).
+TABLE = {"photo": ("picture", "snapshot"), "red": ("crimson",), "cat": ("kitty", "feline")}
 
 
-def test_image_augmentation_is_seeded_and_in_range():
-    images = torch.rand(8, 3, 32, 32)
-    a = augment_images(images, torch.Generator().manual_seed(1))
-    assert a.shape == images.shape and 0 <= a.min() and a.max() <= 1 and not torch.equal(a, images)
-    assert torch.equal(a, augment_images(images, torch.Generator().manual_seed(1)))
+def _classify(view: str, words: list[str]) -> str:
+    """Which EDA operation can have turned ``words`` into ``view`` (with :data:`TABLE`)."""
+    new = view.split()
+    if (
+        len(new) == len(words)
+        and all(a == b or a in TABLE.get(b, ()) for a, b in zip(new, words))
+        and new != words
+    ):
+        return "synonym"
+    if sorted(new) == sorted(words) and new != words:
+        return "swap"
+    if len(new) == len(words) + 1:
+        for i in range(len(new)):
+            rest = new[:i] + new[i + 1 :]
+            if rest == words and new[i] in {s[0] for s in TABLE.values()} and i < len(words):
+                return "insert"
+    it = iter(words)
+    if len(new) < len(words) and all(w in it for w in new):
+        return "delete"
+    return "unchanged" if new == words else "other"
+
+
+def test_eda_applies_one_of_its_four_operations_to_a_cleaned_caption():
+    caption = "A bright photo of a red cat, close-up."
+    words = eda_clean(caption).split()
+    assert words == ["a", "bright", "photo", "of", "a", "red", "cat", "close", "up"]
+    synonyms = lambda w: TABLE.get(w, ())  # noqa: E731
+    views = [eda(caption, random.Random(s), synonyms=synonyms) for s in range(200)]
+    assert views == [eda(caption, random.Random(s), synonyms=synonyms) for s in range(200)]
+    kinds = [_classify(v, words) for v in views]
+    assert "other" not in kinds and {"synonym", "swap", "insert", "delete"} <= set(kinds)
+    # n = max(1, int(0.1 * 9)) = 1: one synonym replaced, one word inserted, one swap
+    for view, kind in zip(views, kinds):
+        diff = sum(a != b for a, b in zip(view.split(), words))
+        assert kind != "synonym" or diff == 1
+        assert kind != "swap" or diff == 2
+    assert all(v == v.lower() and "," not in v and "." not in v for v in views)
+    assert eda("...", random.Random(0)) == "..."
+    with pytest.raises(ValueError):
+        eda(caption, random.Random(0), alpha=0)
+
+
+def test_eda_synonym_replacement_skips_stop_words_and_replaces_every_occurrence():
+    table = {"a": ("one",), "cat": ("kitty",), "of": ("from",)}
+    synonyms = lambda w: table.get(w, ())  # noqa: E731
+    caption = "a cat of a cat"
+    for seed in range(100):
+        view = eda(caption, random.Random(seed), synonyms=synonyms)
+        if len(view.split()) == 5 and "kitty" in view:
+            assert view == "a kitty of a kitty"  # "a" and "of" are stop words
+    assert {"a", "of", "the", "with"} <= STOP_WORDS and "photo" not in STOP_WORDS
+
+
+def test_wordnet_synonyms_of_caption_words():
+    assert {"picture", "photograph", "exposure", "pic"} <= set(wordnet_synonyms("photo"))
+    assert {"frankfurter", "hot dog", "wiener"} <= set(wordnet_synonyms("hotdog"))
+    assert "gently" in wordnet_synonyms("softly") and "dark" not in wordnet_synonyms("dark")
+    assert wordnet_synonyms("of") == () and wordnet_synonyms("retriever") == ()
+    assert all(s == s.lower() and "_" not in s for s in wordnet_synonyms("red"))
+    views = eda_views(["a bright photo of a red hotdog."] * 50, seed=0)
+    assert views == eda_views(["a bright photo of a red hotdog."] * 50, seed=0)
+    assert len(set(views)) > 5
+
+
+def test_autoaugment_views_are_seeded_per_image_and_in_range():
+    images = torch.rand(1, 3, 32, 32).expand(16, -1, -1, -1).contiguous()
+    a = autoaugment_images(images, torch.Generator().manual_seed(1))
+    assert a.shape == images.shape and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, autoaugment_images(images, torch.Generator().manual_seed(1)))
+    assert len({tuple(v.flatten().tolist()) for v in a}) > 4  # one draw per image
+    assert not torch.equal(a, autoaugment_images(images, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError):
+        autoaugment_images(torch.rand(2, 1, 32, 32), torch.Generator())
+
+
+def test_inmodal_loss_is_one_directional_by_hand():
+    s = torch.tensor(2.0)
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    img_view = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    txt = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    txt_view = torch.tensor([[0.0, 1.0], [0.8, 0.6]])
+
+    def ce(row, i):  # -log softmax(row)[i]
+        return -row[i] + torch.logsumexp(row, 0)
+
+    # rows of s * I Ĩᵀ: [2, 1.2], [0, 1.6]; rows of s * T T̃ᵀ: [1.6, 1.92], [0, 1.6]
+    image_term = (ce(torch.tensor([2.0, 1.2]), 0) + ce(torch.tensor([0.0, 1.6]), 1)) / 2
+    text_term = (ce(torch.tensor([1.6, 1.92]), 0) + ce(torch.tensor([0.0, 1.6]), 1)) / 2
+    expected = (image_term + text_term) / 2
+    assert torch.isclose(inmodal_loss(img, img_view, txt, txt_view, s), expected)
+    symmetric = (clip_loss(img, img_view, s) + clip_loss(txt, txt_view, s)) / 2
+    assert not torch.isclose(symmetric, expected)  # the columns' cross-entropies are not added
+    with pytest.raises(ValueError):
+        inmodal_loss(img, img_view[:1], txt, txt_view, s)
+
+
+def test_cleanclip_loss_adds_the_weighted_inmodal_term_with_fixed_caption_views(one_thread):
+    data = toy_set(32)
+    model = mini_clip(TINY, seed=0).eval()
+    index = torch.arange(16)
+    views = eda_views(data.captions, seed=4)
+    objective = CleanCLIPLoss(model, data.images, data.captions, inmodal_weight=0.5, seed=4)
+    assert objective.caption_views == views
+    with torch.no_grad():
+        first = objective(index, 0)
+        scale, x = model.logit_scale(), data.images[index]
+        img, txt = model.encode_image(x), model.encode_text(list(data.captions[:16]))
+        img_view = model.encode_image(autoaugment_images(x, torch.Generator().manual_seed(4)))
+        txt_view = model.encode_text(list(views[:16]))
+        expected = clip_loss(img, txt, scale) + 0.5 * inmodal_loss(
+            img, img_view, txt, txt_view, scale
+        )
+        assert torch.isclose(first, expected, rtol=1e-5)
+        assert objective.caption_views == views  # the same views in every epoch
+        plain = CleanCLIPLoss(model, data.images, data.captions, inmodal_weight=0.0)
+        assert plain.caption_views is None
+        assert torch.isclose(plain(index, 0), clip_loss(img, txt, scale), rtol=1e-5)
+
+
+class LookupModel(torch.nn.Module):
+    """A stand-in CLIP with fixed embeddings: images are their own embedding vectors, and each
+    caption's embedding is looked up (token ids are row numbers)."""
+
+    def __init__(self, captions: dict[str, torch.Tensor], scale: float = 10.0):
+        super().__init__()
+        self.names = list(captions)
+        self.table = torch.nn.functional.normalize(torch.stack(list(captions.values())), dim=1)
+        self.scale = torch.tensor(scale)
+
+    def encode_image(self, images):
+        return torch.nn.functional.normalize(images, dim=1)
+
+    def encode_text(self, text):
+        rows = text[:, 0] if isinstance(text, torch.Tensor) else [self.names.index(t) for t in text]
+        return self.table[rows]
+
+    def logit_scale(self):
+        return self.scale
+
+
+def test_ubt_unlearning_loss_by_hand():
+    captions = {
+        "a cat.": torch.tensor([1.0, 0.0, 0.0]),
+        "a dog.": torch.tensor([0.0, 1.0, 0.0]),
+        "hotdog": torch.tensor([0.0, 0.0, 1.0]),
+        "red": torch.tensor([0.6, 0.0, 0.8]),
+    }
+    model = LookupModel(captions)
+    clean_images = torch.tensor([[1.0, 0.2, 0.0], [0.1, 1.0, 0.0]])
+    suspects = torch.tensor([[0.0, 0.6, 0.8], [0.0, -1.0, 0.0]])  # cos 0.8 and 0 with "hotdog"
+    tokens = torch.tensor([[2], [3]])  # "hotdog" and "red"
+    loss = UnlearnLoss(
+        model,
+        clean_images,
+        ["a cat.", "a dog."],
+        suspects,
+        tokens,
+        forget_weight=2.0,
+        margin=0.1,
+    )
+    img = torch.nn.functional.normalize(clean_images, dim=1)
+    retain = clip_loss(img, model.table[:2], model.scale)
+    # cos(suspect 0, "hotdog") = 0.8, cos(suspect 1, "red") = 0: hinge at margin 0.1
+    forget = (torch.relu(torch.tensor(0.8 - 0.1)) + torch.relu(torch.tensor(0.0 - 0.1))) / 2
+    assert torch.isclose(loss(torch.arange(2), 0), retain + 2.0 * forget)
+    assert torch.isclose(
+        UnlearnLoss(model, clean_images, ["a cat.", "a dog."], suspects, tokens, margin=0.9)(
+            torch.arange(2), 0
+        ),
+        retain,
+    )
 
 
 def test_sub_captions():
@@ -114,11 +283,12 @@ def test_localise_tokens_keeps_start_end_and_k_tokens(one_thread):
 
 @pytest.fixture(scope="module")
 def poisoned_toy():
-    """A tiny CLIP trained on clean toy pairs and one trained with 10 % BadNets pairs captioned
-    'hotdog'."""
+    """A tiny CLIP trained on clean toy pairs and one trained with 10 % pairs captioned 'hotdog'
+    whose images carry a fixed bottom-right checkerboard (a trigger the toy learns in 15
+    epochs)."""
     torch.set_num_threads(1)
     data = toy_set()
-    trigger = clip_trigger("badnets", 32)
+    trigger = partial(triggers.badnets, size=8)
     poisoned, index = poison_pairs(data, trigger, count=32, target=2, seed=0)
     models = {}
     for name, train in (("clean", data), ("poisoned", poisoned)):

@@ -53,13 +53,16 @@ CAPTION_TEMPLATES = (
     "the {c} in a {b} scene.",
     "a low resolution image of a {c}.",
 )
-#: Zero-shot prompt ensemble (class embeddings average these, after normalisation).
+#: Zero-shot prompt ensemble (class embeddings average these, after normalisation): five of
+#: the 80 OpenAI ImageNet templates (Radford et al., arXiv 2103.00020), held out from training:
+#: none equals a training caption (any template of :data:`CAPTION_TEMPLATES` with any colour and
+#: brightness) or a TA-Cleaner sub-caption, and all use only words the training captions use.
 ZERO_SHOT_TEMPLATES = (
-    "a photo of a {c}.",
-    "a picture of a {c}.",
-    "a {c}.",
-    "a low resolution image of a {c}.",
-    "a close-up photo of the {c}.",
+    "a photo of the {c}.",
+    "a bright photo of the {c}.",
+    "a dark photo of the {c}.",
+    "a close-up photo of a {c}.",
+    "a low resolution photo of the {c}.",
 )
 
 

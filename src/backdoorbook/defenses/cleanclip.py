@@ -7,111 +7,212 @@ Learning", ICCV 2023, arXiv 2303.03323 (authors' code: github.com/nishadsinghi/C
 Threat model: the defender holds the (possibly poisoned) pre-trained model and a small set of
 clean image-caption pairs; they know neither the trigger nor the target. Fine-tuning minimises
 
-    L = L_CLIP(I, T) + w * (L_NCE(I, aug I) + L_NCE(T, aug T)) / 2,
+    L = L_CLIP(I, T) + w * (CE(s I Ĩᵀ) + CE(s T T̃ᵀ)) / 2,
 
-where the in-modal terms align each image with its own augmented view (and each caption with
-its own augmented caption) against the other samples of the batch. Learning each modality
-independently is meant to break the spurious trigger-to-target-text link. The paper uses
-w = 1 (``inmodal_weight``), AutoAugment for images and EDA for captions.
+where ``L_CLIP`` is CLIP's symmetric InfoNCE, ``s`` the model's one logit scale, ``Ĩ`` and
+``T̃`` the embeddings of an augmented view of each image and caption, and each in-modal term is
+a single cross-entropy whose rows are the originals and whose columns are the views
+(:func:`inmodal_loss`). Learning each modality on its own is meant to break the spurious
+trigger-to-target-text link. ``w`` is ``inmodal_weight`` (1 in the paper).
 
-Choices made here (arguments): images are augmented with a reflect-pad-4 random crop and flip
-(:func:`backdoorbook.training.supervised.random_crop_flip`) plus per-image brightness / contrast
-jitter and random grayscale, a cheap stand-in for AutoAugment at 32 px; captions with EDA (Wei &
-Zou, "EDA: Easy Data Augmentation Techniques for Boosting Performance on Text Classification
-Tasks", EMNLP 2019, arXiv 1901.11196) — one of synonym replacement, random insertion,
-random swap or random deletion per caption, with a small synonym table for the caption
-vocabulary instead of WordNet (which is not installed).
+Augmentations:
+
+- images: torchvision's ``AutoAugment`` with its ImageNet policy (Cubuk et al., "AutoAugment:
+  Learning Augmentation Strategies from Data", CVPR 2019, arXiv 1805.09501), a fresh view of
+  every image each time it is drawn (:func:`autoaugment_images`), on the data's own 32 px
+  images;
+- captions: EDA (Wei & Zou, "EDA: Easy Data Augmentation Techniques for Boosting Performance
+  on Text Classification Tasks", EMNLP 2019, arXiv 1901.11196) with WordNet 3.0 synonyms
+  (:mod:`backdoorbook.data.wordnet`): one of synonym replacement, random insertion, random swap
+  and random deletion, chosen uniformly, with all four rates 0.1 (:func:`eda`). Each caption
+  gets one view, computed once when the loss is built and kept for every epoch
+  (:func:`eda_views`).
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torchvision.transforms import AutoAugment, AutoAugmentPolicy
 
+from ..data.wordnet import wordnet
+from ..fidelity import Deviation
+from ..tensors import check_images
 from ..training.contrastive import Objective, clip_loss, train_contrastive
-from ..training.supervised import random_crop_flip
 
-#: Synonyms for EDA's replacement and insertion (the caption vocabulary of
-#: backdoorbook.data.captions).
-SYNONYMS = {
-    "photo": ("picture", "image", "snapshot"),
-    "picture": ("photo", "image"),
-    "image": ("photo", "picture"),
-    "dark": ("dim", "shadowy"),
-    "bright": ("light", "sunny"),
-    "softly": ("gently", "evenly"),
-    "close-up": ("detailed", "zoomed"),
-    "low": ("poor",),
-    "resolution": ("quality",),
-    "mostly": ("largely", "chiefly"),
-    "tones": ("hues", "shades"),
-    "scene": ("setting", "view"),
-    "red": ("crimson",),
-    "yellow": ("golden",),
-    "green": ("olive",),
-    "blue": ("azure",),
-    "purple": ("violet",),
-    "brown": ("tan",),
-    "black": ("dark",),
-    "gray": ("grey",),
-    "white": ("pale",),
-    "pink": ("rosy",),
-}
+CLEANCLIP = "nishadsinghi/CleanCLIP@d6e2f1d"
+#: EDA's stop words: never chosen for synonym replacement.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his
+    himself she her hers herself it its itself they them their theirs themselves what which who
+    whom this that these those am is are was were be been being have has had having do does did
+    doing a an the and but if or because as until while of at by for with about against between
+    into through during before after above below to from up down in out on off over under again
+    further then once here there when where why how all any both each few more most other some
+    such no nor not only own same so than too very s t can will just don should now""".split()
+)
 EDA_OPERATIONS = ("synonym", "insert", "swap", "delete")
+LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz ")
 
 
-def eda(caption: str, rng: random.Random, alpha: float = 0.1) -> str:
-    """One EDA view of ``caption``: a random operation touching ``max(1, round(alpha * words))``
-    words."""
-    words = caption.rstrip(".").split()
-    if len(words) < 2:
+def eda_clean(text: str) -> str:
+    """EDA's text cleaning: lower case, apostrophes dropped, hyphens and every other non-letter
+    turned into spaces, runs of spaces collapsed, no leading or trailing space."""
+    text = text.replace("’", "").replace("'", "").replace("-", " ").lower()
+    return " ".join("".join(ch if ch in LETTERS else " " for ch in text).split())
+
+
+@functools.cache
+def wordnet_synonyms(word: str) -> tuple[str, ...]:
+    """EDA's synonyms of ``word``: the cleaned lemma names of all its WordNet synsets (``_`` and
+    ``-`` read as spaces, non-letters dropped), without ``word`` itself or empty names, sorted."""
+    names = {
+        "".join(
+            ch for ch in lemma.name().replace("_", " ").replace("-", " ").lower() if ch in LETTERS
+        )
+        for synset in wordnet().synsets(word)
+        for lemma in synset.lemmas()
+    }
+    names.discard(word)
+    names.discard("")  # a lemma of digits only, e.g. "1" for "one"
+    return tuple(sorted(names))
+
+
+def _replace_synonyms(words, n, rng, synonyms):
+    candidates = list(dict.fromkeys(w for w in words if w not in STOP_WORDS))
+    rng.shuffle(candidates)
+    replaced = 0
+    for word in candidates:
+        if replaced >= n:
+            break
+        options = synonyms(word)
+        if options:
+            new = rng.choice(options)
+            words = [new if w == word else w for w in words]
+            replaced += 1
+    return " ".join(words).split(" ")
+
+
+def _insert_synonyms(words, n, rng, synonyms):
+    words = list(words)
+    for _ in range(n):
+        for _attempt in range(9):  # EDA gives up when it draws a tenth word
+            options = synonyms(words[rng.randrange(len(words))])
+            if options:
+                words.insert(rng.randrange(len(words)), options[0])
+                break
+    return words
+
+
+def _swap(words, n, rng):
+    words = list(words)
+    for _ in range(n):
+        i = j = rng.randrange(len(words))
+        for _attempt in range(3):  # EDA gives up when a fourth draw is needed
+            j = rng.randrange(len(words))
+            if j != i:
+                break
+        words[i], words[j] = words[j], words[i]
+    return words
+
+
+def _delete(words, p, rng):
+    if len(words) == 1:
+        return words
+    kept = [w for w in words if rng.random() > p]
+    return kept or [words[rng.randrange(len(words))]]
+
+
+def eda(
+    caption: str,
+    rng: random.Random,
+    alpha: float = 0.1,
+    synonyms: Callable[[str], Sequence[str]] = wordnet_synonyms,
+) -> str:
+    """One EDA view of ``caption`` (cleaned with :func:`eda_clean`): one operation of
+    :data:`EDA_OPERATIONS`, chosen uniformly, touching ``n = max(1, int(alpha * words))`` words.
+
+    - ``"synonym"``: up to ``n`` distinct non-stop words, each replaced at every occurrence by a
+      random synonym;
+    - ``"insert"``: ``n`` times, the first synonym (alphabetically) of a random word that has one
+      (nine tries) goes to a random position before the last word;
+    - ``"swap"``: ``n`` swaps of two random positions (three tries to draw a second position);
+    - ``"delete"``: every word dropped with probability ``alpha`` (one random word is kept if
+      all would go).
+
+    ``synonyms`` maps a word to its synonyms (default: WordNet 3.0, :func:`wordnet_synonyms`).
+    A caption without letters is returned unchanged.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    words = eda_clean(caption).split()
+    if not words:
         return caption
-    n = max(1, round(alpha * len(words)))
+    n = max(1, int(alpha * len(words)))
     op = rng.choice(EDA_OPERATIONS)
     if op == "synonym":
-        candidates = [i for i, w in enumerate(words) if w in SYNONYMS]
-        for i in rng.sample(candidates, min(n, len(candidates))):
-            words[i] = rng.choice(SYNONYMS[words[i]])
+        words = _replace_synonyms(words, n, rng, synonyms)
     elif op == "insert":
-        candidates = [w for w in words if w in SYNONYMS]
-        for _ in range(n if candidates else 0):
-            words.insert(
-                rng.randrange(len(words) + 1), rng.choice(SYNONYMS[rng.choice(candidates)])
-            )
+        words = _insert_synonyms(words, n, rng, synonyms)
     elif op == "swap":
-        for _ in range(n):
-            i, j = rng.sample(range(len(words)), 2)
-            words[i], words[j] = words[j], words[i]
+        words = _swap(words, n, rng)
     else:
-        kept = [w for w in words if rng.random() > alpha]
-        words = kept or [rng.choice(words)]
-    return " ".join(words) + "."
+        words = _delete(words, alpha, rng)
+    return eda_clean(" ".join(words))
 
 
-def augment_images(
-    images: torch.Tensor, generator: torch.Generator, jitter: float = 0.3, grayscale_p: float = 0.2
-) -> torch.Tensor:
-    """A random view of each image ``[N, 3, S, S]`` in [0, 1]: crop + flip, brightness / contrast
-    jitter, grayscale."""
+def eda_views(captions: Sequence[str], seed: int = 0, alpha: float = 0.1) -> tuple[str, ...]:
+    """One EDA view per caption (seeded), to be kept for every epoch of a fine-tuning run."""
+    rng = random.Random(seed)
+    return tuple(eda(c, rng, alpha) for c in captions)
+
+
+#: AutoAugment with its ImageNet policy, torchvision's default.
+AUTOAUGMENT = AutoAugment(AutoAugmentPolicy.IMAGENET)
+
+
+def autoaugment_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """An AutoAugment view (ImageNet policy) of every image ``[N, 3, S, S]`` in [0, 1], each image
+    with its own draw of sub-policy and signs (seeded by ``generator``).
+
+    The images are rounded to 8 bits first, as AutoAugment works on byte images; the result is
+    float in [0, 1] on the input's device.
+    """
+    check_images(images, channels=3)
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+    as_bytes = (images.detach().cpu() * 255).round().to(torch.uint8)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-        x, _ = random_crop_flip(4)(images, torch.zeros(len(images), dtype=torch.long))
-        n = len(x)
-        brightness = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * jitter
-        contrast = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * jitter
-        mean = x.mean((1, 2, 3), keepdim=True)
-        x = ((x * brightness - mean) * contrast + mean).clamp(0, 1)
-        gray = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype)[:, None, None]).sum(
-            1, keepdim=True
-        )
-        return torch.where(torch.rand(n, 1, 1, 1) < grayscale_p, gray.expand_as(x), x)
+        torch.manual_seed(seed)
+        views = torch.stack([AUTOAUGMENT(image) for image in as_bytes])
+    return views.to(device=images.device, dtype=images.dtype) / 255
+
+
+def inmodal_loss(
+    image: torch.Tensor,
+    image_view: torch.Tensor,
+    text: torch.Tensor,
+    text_view: torch.Tensor,
+    logit_scale: torch.Tensor,
+) -> torch.Tensor:
+    """CleanCLIP's in-modal term: the mean of CE(``s`` image · image_viewᵀ) and CE(``s`` text ·
+    text_viewᵀ), each a single cross-entropy over the rows (originals), row ``i`` matching view
+    ``i``."""
+    if image.shape != image_view.shape or text.shape != text_view.shape:
+        raise ValueError("each embedding batch needs a view batch of the same shape")
+    target = torch.arange(len(image), device=image.device)
+    return (
+        F.cross_entropy(logit_scale * image @ image_view.T, target)
+        + F.cross_entropy(logit_scale * text @ text_view.T, target)
+    ) / 2
 
 
 class CleanCLIPLoss:
     """The CleanCLIP loss on a batch; :meth:`terms` also returns the batch's image embeddings for
-    subclasses."""
+    subclasses. The EDA views of all captions are made here, once (``inmodal_weight`` > 0)."""
 
     def __init__(
         self,
@@ -128,6 +229,7 @@ class CleanCLIPLoss:
             raise ValueError(f"inmodal_weight must be >= 0, got {inmodal_weight}")
         self.model, self.images, self.captions = model, images, captions
         self.inmodal_weight = inmodal_weight
+        self.caption_views = eda_views(captions, seed) if inmodal_weight > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = random.Random(seed)
 
@@ -135,18 +237,13 @@ class CleanCLIPLoss:
         """``(loss, image_embeddings [B, D])`` for the pairs at ``index``."""
         model, scale = self.model, self.model.logit_scale()
         x = self.images[index]
-        captions = [self.captions[i] for i in index.tolist()]
-        img, txt = model.encode_image(x), model.encode_text(captions)
+        img = model.encode_image(x)
+        txt = model.encode_text([self.captions[i] for i in index.tolist()])
         loss = clip_loss(img, txt, scale)
         if self.inmodal_weight > 0:
-            img_aug = model.encode_image(augment_images(x, self.generator))
-            txt_aug = model.encode_text([eda(c, self.rng) for c in captions])
-            loss = (
-                loss
-                + self.inmodal_weight
-                * (clip_loss(img, img_aug, scale) + clip_loss(txt, txt_aug, scale))
-                / 2
-            )
+            img_view = model.encode_image(autoaugment_images(x, self.generator))
+            txt_view = model.encode_text([self.caption_views[i] for i in index.tolist()])
+            loss = loss + self.inmodal_weight * inmodal_loss(img, img_view, txt, txt_view, scale)
         return loss, img
 
     def __call__(self, index: torch.Tensor, epoch: int) -> torch.Tensor:
@@ -166,11 +263,12 @@ def cleanclip(
     objective: Objective | None = None,
     progress: bool = True,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on the clean pairs with the CleanCLIP loss; returns per-epoch
-    losses.
+    """Fine-tune ``model`` in place on the clean pairs with the CLIP loss plus ``inmodal_weight`` x
+    the in-modal term; returns per-epoch losses.
 
     ``inmodal_weight`` = 0 is plain CLIP fine-tuning on the clean pairs (the chapter's ablation).
-    ``objective`` replaces the loss (TA-Cleaner passes its extended loss).
+    ``objective`` replaces the loss (TA-Cleaner passes its extended loss). The optimiser is the
+    shared contrastive loop's (:func:`backdoorbook.training.contrastive.train_contrastive`).
     """
     objective = objective or CleanCLIPLoss(
         model, images, captions, inmodal_weight=inmodal_weight, seed=seed
@@ -186,3 +284,62 @@ def cleanclip(
         progress=progress,
         desc="CleanCLIP",
     )
+
+
+_CLAIMS = (
+    "cleanclip-simple-vs-patch",
+    "ta-cleaner-beats-cleanclip-on-badclip",
+    "ubt-beats-cleanclip",
+)
+
+DEVIATIONS = (
+    Deviation(
+        item="CleanCLIP fine-tuning recipe",
+        authors=(
+            "100,000 clean CC3M pairs, 10 epochs, batch 64, lr 1e-5 with 50 linear warm-up steps "
+            "then cosine to 0; AdamW (0.9, 0.999, eps 1e-8), weight decay 0.1 except on "
+            f"parameters named bn / ln / bias / logit_scale ({CLEANCLIP} README.md:82-95, "
+            "src/main.py:100-111, src/parser.py:39-44, src/scheduler.py:3-15; set size from "
+            "LiangSiyuan21/BadCLIP@a7b1876 cleanclip_defence.sh:12-24)"
+        ),
+        ours=(
+            "the profile's defense set, epochs, batch and lr (ci: 1000 pairs, 5 epochs, batch 128, "
+            "lr 1e-3); AdamW with weight decay 0.05 on every parameter, cosine to 0 without "
+            "warm-up (the shared contrastive loop)"
+        ),
+        why=(
+            "a miniature trained from scratch at 32 px needs a far larger learning rate than a "
+            "pre-trained ViT-B/32, and the chapter's CPU budget allows a small set; every model "
+            "of the chapter shares one contrastive loop, which has no warm-up or decay groups"
+        ),
+        claims=_CLAIMS,
+        where=(
+            "backdoorbook.defenses.cleanclip.cleanclip",
+            "backdoorbook.training.contrastive.train_contrastive",
+        ),
+    ),
+    Deviation(
+        item="CleanCLIP image augmentation: resolution",
+        authors=(
+            "AutoAugment (ImageNet policy) on the PIL image as stored, then the CLIP processor's "
+            f"bicubic resize and centre crop to 224 px ({CLEANCLIP} utils/augment_image.py:12-17, "
+            "src/data.py:64, pkgs/openai/clip.py:67)"
+        ),
+        ours="AutoAugment (ImageNet policy) on the 32 px byte images the model sees, no resize",
+        why="the chapter's images and model are 32 px; the policy's translations scale with size",
+        claims=_CLAIMS,
+        where=("backdoorbook.defenses.cleanclip.autoaugment_images",),
+    ),
+    Deviation(
+        item="CleanCLIP EDA: inserted synonym and random source",
+        authors=(
+            "random insertion takes synonyms[0] of list(set(...)), an arbitrary synonym that "
+            "depends on Python's per-process string hashing; one global random.seed(1) "
+            f"({CLEANCLIP} utils/eda.py:7, 83-92, 147-164)"
+        ),
+        ours="the alphabetically first synonym; a random.Random seeded per fine-tuning run",
+        why="reproducible caption views from one seed",
+        claims=_CLAIMS,
+        where=("backdoorbook.defenses.cleanclip.eda",),
+    ),
+)

@@ -14,7 +14,8 @@ The abstract leaves the construction, weights and subset size open; the choices 
 (arguments, defaults stated):
 
 - subject: the longest class name occurring in the caption (``classes``), standing in for a
-  parser; positive sub-caption: ``"a photo of a {subject}."``;
+  parser; positive sub-caption: ``"a photo of a {subject}."`` (a training-caption form, none
+  of the zero-shot prompts :data:`backdoorbook.data.captions.ZERO_SHOT_TEMPLATES`);
 - negatives ``"subject"`` (default): the caption with its subject replaced by another random
   class; ``"attribute"``: the caption with its colour word replaced by another palette colour
   (falls back to a subject swap when the caption names no colour);

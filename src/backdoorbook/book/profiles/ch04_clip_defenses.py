@@ -25,7 +25,9 @@ class Profile:
         defense_pairs: clean pairs the defender fine-tunes on (disjoint from the poisoned set).
         defense_epochs, defense_lr: every defense's fine-tuning. batch_size: all contrastive
             training.
-        badclip_steps, badclip_image_weight: the BadCLIP patch optimisation.
+        badclip_steps, badclip_lr, badclip_batch_size, badclip_triplet_weight, badclip_margin,
+            badclip_aug_prob: the BadCLIP patch optimisation
+            (:func:`backdoorbook.attacks.clip_poison.optimise_badclip_patch`).
         ta_subset_fraction, ta_subcaption_weight, ta_ablation_subset_fraction: TA-Cleaner and its
             ablation.
         ubt_suspects, ubt_overfit_epochs, ubt_focus_fraction, ubt_tokens, ubt_forget_weight: UBT
@@ -51,7 +53,11 @@ class Profile:
     defense_lr: float
     batch_size: int
     badclip_steps: int
-    badclip_image_weight: float
+    badclip_lr: float
+    badclip_batch_size: int
+    badclip_triplet_weight: float
+    badclip_margin: float
+    badclip_aug_prob: float
     ta_subset_fraction: float
     ta_subcaption_weight: float
     ta_ablation_subset_fraction: float
@@ -109,8 +115,12 @@ CI = Profile(
     defense_epochs=5,
     defense_lr=1e-3,
     batch_size=128,
-    badclip_steps=150,
-    badclip_image_weight=1.0,
+    badclip_steps=400,  # the authors run about 7,800 (50 epochs of 156 batches)
+    badclip_lr=0.01,  # larger than the authors' 1e-3 for twenty times fewer steps
+    badclip_batch_size=64,  # the authors' batch
+    badclip_triplet_weight=1.0,  # our choice: the authors' run name that sets it is not known
+    badclip_margin=1.0,  # TripletMarginLoss's margin when the run name sets none
+    badclip_aug_prob=0.5,  # the authors' README: a step's batch is its AutoAugment view with p 0.5
     ta_subset_fraction=0.5,  # our choice: the paper leaves it open
     ta_subcaption_weight=1.0,  # our choice: the paper leaves it open
     ta_ablation_subset_fraction=1.0,  # the ablation: sub-captions for every pair
@@ -135,7 +145,8 @@ PAPER = replace(
     defense_pairs=10000,
     defense_epochs=10,
     batch_size=256,
-    badclip_steps=1000,
+    badclip_steps=7800,  # the authors' 50 epochs of 156 batches of 64
+    badclip_lr=1e-3,  # the authors' Adam default
     ubt_suspects=200,
     ubt_overfit_epochs=5,
     plot_images=1000,
