@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.captions import CaptionedImages, caption_images
-from ..defenses.cleanclip import autoaugment_images
 from ..evaluation.zero_shot import image_embeddings, text_embeddings
 from ..fidelity import Deviation
 from ..runtime import eval_mode
 from ..tensors import check_images
+from ..training.augment import autoaugment_images
 from ..training.contrastive import clip_loss
 from . import triggers
 from .poisoning import build_trigger, poison_classification_set
@@ -172,7 +172,7 @@ def optimise_badclip_patch(
             [0, 1] and clipped to [0, 1] where pasted (the parameter itself is not).
         triplet_weight, margin: the triplet term (0 weight uses the text term only).
         aug_prob: probability that a step's whole batch is replaced by its AutoAugment views
-            (:func:`backdoorbook.defenses.cleanclip.autoaugment_images`) before patching.
+            (:func:`backdoorbook.training.augment.autoaugment_images`) before patching.
     Returns the patch ``[3, size, size]`` in [0, 1].
     """
     if steps < 1 or len(source_images) < 2 or len(target_images) == 0 or not target_captions:

@@ -37,11 +37,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import AutoAugment, AutoAugmentPolicy
 
 from ..data.wordnet import wordnet
 from ..fidelity import Deviation
-from ..tensors import check_images
+from ..training.augment import autoaugment_images
 from ..training.contrastive import Objective, clip_loss, train_contrastive
 
 CLEANCLIP = "nishadsinghi/CleanCLIP@d6e2f1d"
@@ -169,26 +168,6 @@ def eda_views(captions: Sequence[str], seed: int = 0, alpha: float = 0.1) -> tup
     """One EDA view per caption (seeded), to be kept for every epoch of a fine-tuning run."""
     rng = random.Random(seed)
     return tuple(eda(c, rng, alpha) for c in captions)
-
-
-#: AutoAugment with its ImageNet policy, torchvision's default.
-AUTOAUGMENT = AutoAugment(AutoAugmentPolicy.IMAGENET)
-
-
-def autoaugment_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """An AutoAugment view (ImageNet policy) of every image ``[N, 3, S, S]`` in [0, 1], each image
-    with its own draw of sub-policy and signs (seeded by ``generator``).
-
-    The images are rounded to 8 bits first, as AutoAugment works on byte images; the result is
-    float in [0, 1] on the input's device.
-    """
-    check_images(images, channels=3)
-    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
-    as_bytes = (images.detach().cpu() * 255).round().to(torch.uint8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        views = torch.stack([AUTOAUGMENT(image) for image in as_bytes])
-    return views.to(device=images.device, dtype=images.dtype) / 255
 
 
 def inmodal_loss(
@@ -328,7 +307,7 @@ DEVIATIONS = (
         ours="AutoAugment (ImageNet policy) on the 32 px byte images the model sees, no resize",
         why="the chapter's images and model are 32 px; the policy's translations scale with size",
         claims=_CLAIMS,
-        where=("backdoorbook.defenses.cleanclip.autoaugment_images",),
+        where=("backdoorbook.training.augment.autoaugment_images",),
     ),
     Deviation(
         item="CleanCLIP EDA: inserted synonym and random source",
