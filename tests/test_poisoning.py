@@ -1,8 +1,15 @@
+from dataclasses import asdict
+
 import pytest
 import torch
 
 from backdoorbook.attacks import triggers
-from backdoorbook.attacks.poisoning import TRIGGER_NAMES, build_trigger, poison_classification_set
+from backdoorbook.attacks.poisoning import (
+    TRIGGER_NAMES,
+    build_trigger,
+    poison_classification_set,
+    trigger_fingerprint,
+)
 
 
 @pytest.fixture
@@ -73,36 +80,103 @@ def test_build_trigger_overrides_and_unknown_name(data):
         build_trigger("refool")
 
 
-def test_load_victim_rebuilds_model_and_trigger(tmp_path, data):
+def test_build_trigger_keeps_its_defaults_and_gives_zips_ingredients(data):
+    images = data[0][:2]
+    assert torch.equal(build_trigger("badnets")(images), triggers.badnets(images, size=3, margin=1))
+    colour = build_trigger("blended", seed=5).keywords["pattern"]
+    assert torch.equal(colour, triggers.blend_pattern((3, 32, 32), seed=5))
+    patch = build_trigger("badnets", pattern="random", margin=3, seed=7)
+    expected = triggers.badnets(images, margin=3, patch=triggers.random_patch(3, seed=7))
+    assert torch.equal(patch(images), expected)
+    grey = build_trigger("blended", pattern="grey", seed=7).keywords["pattern"]
+    assert torch.equal(grey, triggers.grey_blend_pattern(32, seed=7))
+    fine = build_trigger("wanet", k=256, seed=7).keywords["field"]
+    assert torch.equal(fine, triggers.wanet_field(32, k=256, seed=7))
+    for name, kind in [("badnets", "grey"), ("blended", "random")]:
+        with pytest.raises(ValueError, match="pattern must be"):
+            build_trigger(name, pattern=kind)
+
+
+def test_poisoning_may_draw_from_the_whole_set(data):
+    images, labels = data
+    out = poison_classification_set(
+        images, labels, triggers.badnets, rate=0.5, target=2, seed=0, include_target=True
+    )
+    assert len(out.indices) == 50 and torch.all(out.labels[out.indices] == 2)
+    assert 0 < int((labels[out.indices] == 2).sum()) < 20  # target-class samples are drawn too
+    with pytest.raises(ValueError, match="dirty-label"):
+        poison_classification_set(
+            images, labels, triggers.sig, rate=0.1, target=1, clean_label=True, include_target=True
+        )
+
+
+def test_trigger_fingerprint_tells_triggers_apart():
+    a = trigger_fingerprint(build_trigger("blended", pattern="grey", seed=1234))
+    assert a == trigger_fingerprint(build_trigger("blended", pattern="grey", seed=1234))
+    assert a != trigger_fingerprint(build_trigger("blended", pattern="grey", seed=1))
+    assert a != trigger_fingerprint(build_trigger("blended", pattern="grey", alpha=0.25, seed=1234))
+
+
+def _victim(directory, name, **changes):
     from backdoorbook.artifacts import save_artifact
     from backdoorbook.models import cifar_resnet
-    from backdoorbook.recipes.zip_victims import load_victim
+    from backdoorbook.recipes.zip_victims import RECIPES, victim_trigger
 
     torch.manual_seed(0)
-    model = cifar_resnet(8, num_classes=5).eval()
+    model = cifar_resnet(8, num_classes=10).eval()
     record = {
         "command": "test",
         "data_checksums": {},
         "wall_time_s": 0,
         "device": "cpu",
         "depth": 8,
-        "num_classes": 5,
-        "attack": "wanet",
-        "trigger_overrides": {"strength": 1.0},
-        "trigger_seed": 3,
-        "target": 1,
+        "num_classes": 10,
+        "recipe": asdict(RECIPES[name]),
+        "trigger_sha256": trigger_fingerprint(victim_trigger(RECIPES[name])),
+        "target": RECIPES[name].target,
+        **changes,
     }
-    save_artifact("victim", model.model.state_dict(), record, directory=tmp_path)
-    loaded, trigger, provenance = load_victim("victim", directory=tmp_path)
+    record = {key: value for key, value in record.items() if value is not None}  # None: drop it
+    save_artifact(name, model.model.state_dict(), record, directory=directory)
+    return model
+
+
+def test_zip_victims_are_named_by_the_profile_only():
+    from backdoorbook.book.profiles import ch02_zip
+    from backdoorbook.recipes.zip_victims import RECIPES, recipe_for
+
+    assert list(RECIPES) == list(ch02_zip.CI.victims)
+    for name, recipe in RECIPES.items():
+        assert name == f"zip_victim_{recipe.dataset}_{recipe.attack}"
+    with pytest.raises(ValueError, match="no victim recipe"):
+        recipe_for("zip_victim_cifar10_refool")
+
+
+def test_load_victim_rebuilds_model_and_trigger(tmp_path, data):
+    from backdoorbook.recipes.zip_victims import load_victim
+
+    name = "zip_victim_cifar10_wanet"
+    model = _victim(tmp_path, name)
+    loaded, trigger, provenance = load_victim(name, directory=tmp_path)
     images = data[0][:2]
     torch.testing.assert_close(loaded(images), model(images))
-    assert torch.equal(trigger(images), build_trigger("wanet", seed=3, strength=1.0)(images))
-    assert provenance["target"] == 1
-    save_artifact(
-        "not_victim",
-        model.model.state_dict(),
-        {k: record[k] for k in list(record)[:4]},
-        directory=tmp_path,
-    )
-    with pytest.raises(ValueError, match="not a victim"):
-        load_victim("not_victim", directory=tmp_path)
+    expected = build_trigger("wanet", k=256, strength=0.5, seed=1234)(images)
+    assert torch.equal(trigger(images), expected) and provenance["target"] == 0
+
+
+def test_load_victim_refuses_another_recipe_or_a_changed_trigger(tmp_path, monkeypatch):
+    from backdoorbook.artifacts import ArtifactError
+    from backdoorbook.recipes.zip_victims import RECIPES, load_victim
+
+    name = "zip_victim_cifar10_badnets"
+    _victim(tmp_path, name, recipe={**asdict(RECIPES[name]), "target": 0})
+    with pytest.raises(ArtifactError, match="was made with the recipe"):
+        load_victim(name, directory=tmp_path)
+    _victim(tmp_path, name, recipe=None)  # a victim made before recipes were recorded
+    with pytest.raises(ArtifactError, match="lacks 'recipe'.*retrain it"):
+        load_victim(name, directory=tmp_path)
+    _victim(tmp_path, name)
+    load_victim(name, directory=tmp_path)
+    monkeypatch.setattr(triggers, "random_patch", lambda size, channels, seed: torch.ones(3, 3, 3))
+    with pytest.raises(ArtifactError, match="trigger function has changed"):
+        load_victim(name, directory=tmp_path)

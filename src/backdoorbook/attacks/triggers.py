@@ -6,11 +6,14 @@ never modified), keeps the shape, dtype and device of its input, and stays insid
 ingredients (the blend pattern, the WaNet warp field) are made by separate seeded constructors, so
 one trigger can be applied to the training set and, identically, to the test set.
 
-- :func:`badnets` — a small checkerboard patch in a corner (Gu et al., "BadNets: Identifying
+- :func:`badnets` — a small patch in a corner, a checkerboard (:func:`checkerboard`) or a
+  random-colour patch drawn once (:func:`random_patch`) (Gu et al., "BadNets: Identifying
   Vulnerabilities in the Machine Learning Model Supply Chain", arXiv 1708.06733).
-- :func:`blended` — alpha-blend a full-image pattern (Chen et al., "Targeted Backdoor Attacks on
-  Deep Learning Systems Using Data Poisoning", arXiv 1712.05526).
-- :func:`wanet` — a smooth, fixed warp of the pixel grid (Nguyen & Tran, "WaNet — Imperceptible
+- :func:`blended` — alpha-blend a full-image pattern, colour noise (:func:`blend_pattern`) or
+  grey noise shared by the three channels (:func:`grey_blend_pattern`) (Chen et al., "Targeted
+  Backdoor Attacks on Deep Learning Systems Using Data Poisoning", arXiv 1712.05526).
+- :func:`wanet` — a fixed warp of the pixel grid, smooth for a coarse control grid and a
+  per-pixel jitter for a fine one (:func:`wanet_field`) (Nguyen & Tran, "WaNet — Imperceptible
   Warping-based Backdoor Attack", ICLR 2021, arXiv 2102.10369).
 - :func:`sig` — add a horizontal sinusoid (Barni et al., "A New Backdoor Attack in CNNs by
   Training Set Corruption Without Label Poisoning", ICIP 2019, arXiv 1902.11237).
@@ -39,6 +42,20 @@ def checkerboard(size: int, channels: int = 3) -> torch.Tensor:
     return ((rows + cols) % 2 == 0).float().expand(channels, size, size).clone()
 
 
+def random_patch(size: int, channels: int = 3, seed: int = 1234) -> torch.Tensor:
+    """A ``[channels, size, size]`` random-colour patch on the 8-bit grid, drawn once from ``seed``.
+
+    Each value is ``(trunc(255 z) mod 256) / 255`` for a standard normal ``z``: the pattern of
+    the BadNets victims of ZIP (Shi et al., NeurIPS 2023, arXiv 2303.12175), whose code writes
+    ``randn * 255`` into an 8-bit image, so negative and large values wrap around. Drawn from a
+    generator seeded with their seed 1234, the values equal theirs.
+    """
+    if size < 1 or channels < 1:
+        raise ValueError(f"patch size and channels must be >= 1, got {size}, {channels}")
+    z = torch.randn(channels, size, size, generator=torch.Generator().manual_seed(seed))
+    return torch.remainder(torch.trunc(z * 255), 256) / 255
+
+
 def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> torch.Tensor:
     """Paste ``patch`` ``[C, h, w]`` (values in [0, 1]) at row ``top``, column ``left`` of every
     image."""
@@ -55,19 +72,31 @@ def stamp(images: torch.Tensor, patch: torch.Tensor, top: int, left: int) -> tor
 
 
 def badnets(
-    images: torch.Tensor, size: int = 3, margin: int = 1, corner: str = "bottom_right"
+    images: torch.Tensor,
+    size: int = 3,
+    margin: int = 1,
+    corner: str = "bottom_right",
+    patch: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """BadNets: a ``size``×``size`` checkerboard ``margin`` pixels from ``corner``
-    (ZIP's victims: 3×3)."""
+    """BadNets: a ``size``×``size`` patch ``margin`` pixels from ``corner``.
+
+    ``patch`` ``[C, size, size]`` in [0, 1] is the pattern (default: a :func:`checkerboard`).
+    ZIP's victims stamp a 3×3 :func:`random_patch` with margin 3 (rows and columns 26–28 of a
+    32 px image).
+    """
     check_images(images, channels=3)
     if corner not in CORNERS:
         raise ValueError(f"unknown corner {corner!r}; choose one of {', '.join(CORNERS)}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     _, c, h, w = images.shape
+    if patch is None:
+        patch = checkerboard(size, c)
+    elif tuple(patch.shape[1:]) != (size, size):
+        raise ValueError(f"patch must be [C, {size}, {size}], got {tuple(patch.shape)}")
     top = h - margin - size if corner.startswith("bottom") else margin
     left = w - margin - size if corner.endswith("right") else margin
-    return stamp(images, checkerboard(size, c), top, left)
+    return stamp(images, patch, top, left)
 
 
 def blend_pattern(shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> torch.Tensor:
@@ -81,13 +110,31 @@ def blend_pattern(shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> t
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def grey_blend_pattern(size: int = 32, seed: int = 1234) -> torch.Tensor:
+    """A fixed grey-noise pattern ``[1, size, size]`` for :func:`blended`, which applies it to all
+    three channels: integers uniform on 0..254, over 255.
+
+    The pattern of ZIP's Blended victims (arXiv 2303.12175): one 8-bit noise channel broadcast
+    to RGB. Drawn from a generator seeded with their seed 1234, the values equal theirs.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    noise = torch.randint(0, 255, (size, size), generator=torch.Generator().manual_seed(seed))
+    return (noise.float() / 255)[None]
+
+
 def blended(images: torch.Tensor, pattern: torch.Tensor, alpha: float = 0.2) -> torch.Tensor:
-    """Blended: ``(1 - alpha) x + alpha pattern``; ``pattern`` ``[C, H, W]`` in [0, 1]
-    (ZIP: alpha 0.2)."""
+    """Blended: ``(1 - alpha) x + alpha pattern`` (ZIP: alpha 0.2).
+
+    ``pattern`` in [0, 1] is ``[C, H, W]``, or ``[1, H, W]`` for one grey pattern applied to
+    every channel.
+    """
     check_images(images, channels=3)
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    if pattern.shape != images.shape[1:]:
+    if pattern.ndim != 3 or pattern.shape[0] not in (1, images.shape[1]):
+        raise ValueError(f"pattern must be [C, H, W] or [1, H, W], got {tuple(pattern.shape)}")
+    if pattern.shape[1:] != images.shape[2:]:
         raise ValueError(
             f"pattern shape {tuple(pattern.shape)} does not match images {tuple(images.shape[1:])}"
         )
@@ -96,9 +143,14 @@ def blended(images: torch.Tensor, pattern: torch.Tensor, alpha: float = 0.2) -> 
 
 def wanet_field(size: int = 32, k: int = 4, seed: int = 0) -> torch.Tensor:
     """WaNet's warp field ``[1, size, size, 2]``: a random ``k``×``k`` control grid in [-1, 1],
-    normalised by its mean absolute value and bicubically upsampled (the paper uses k = 4)."""
-    if k < 2 or size < k:
-        raise ValueError(f"need 2 <= k <= size, got k={k}, size={size}")
+    normalised by its mean absolute value and resized bicubically to ``size``.
+
+    The WaNet paper uses k = 4, a smooth warp. ZIP's victims (arXiv 2303.12175) use k = 256:
+    at 32 px the resize then *down*-samples i.i.d. noise, and the field is nearly independent
+    from pixel to pixel, a sub-pixel jitter rather than a smooth warp.
+    """
+    if k < 2 or size < 2:
+        raise ValueError(f"need k >= 2 and size >= 2, got k={k}, size={size}")
     grid = torch.rand(1, 2, k, k, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     grid = grid / grid.abs().mean()
     return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True).permute(

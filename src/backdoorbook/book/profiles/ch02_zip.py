@@ -11,7 +11,9 @@ class Profile:
 
     Attributes:
         prior_artifact: the shipped DDPM prior.
-        victims: victim artifacts ``zip_victim_<dataset>_<attack>`` to evaluate.
+        victims: victim artifacts ``zip_victim_<dataset>_<attack>`` to evaluate; the only place
+            their names are written (:mod:`backdoorbook.recipes.zip_victims` makes each from
+            the recipe of its dataset and attack).
         n_images: test images per dataset (non-target classes) scored under every defense;
             ZIP purifies each of them clean and triggered.
         n_sweep: triggered CIFAR-10 BadNets images purified per point of the s and λ sweeps.
@@ -49,7 +51,9 @@ CI = Profile(
     ),  # ZIP's three CIFAR-10 attacks and BadNets on GTSRB
     n_images=64,  # one purification batch per dataset and victim
     n_sweep=48,  # smaller: the sweeps purify five settings
-    scale=2,  # a 16x16 observation of a 32 px image keeps the object's shape
+    # ZIP's default --deg_scale (their README's own-model example uses 4); a 16x16 observation
+    # of a 32 px image keeps the object's shape
+    scale=2,
     lam=10.0,  # ZIP's default λ
     steps=20,  # ZIP's 20 sampling steps (t = 950, 900, ..., 0)
     sweep_scales=(2, 4),  # s = 8 leaves a 4x4 observation
