@@ -2,7 +2,7 @@
 #   make test                      set up, then run the unit tests
 #   make book [PROFILE=paper]      set up, fetch missing data, execute every chapter, render HTML
 #   make data                      fetch, rebuild and verify what no data root holds
-#   make check-book                load the built pages in headless Chromium and check them
+#   make check-book                full-page screenshots and checks of the built pages (Chromium)
 #   make chapter CHAPTER=00_data   execute one chapter (no HTML)
 #   make lint                      ruff on src, tools, tests, bench and the notebooks' code cells
 #   make lock                      regenerate requirements.lock from pyproject.toml's pins
@@ -17,9 +17,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 BACKDOORBOOK_DATA ?= $(or $(wildcard $(abspath ../shared/data)),$(HOME)/.cache/backdoorbook/data)
 export BACKDOORBOOK_DATA
 
-.PHONY: setup wordnet lint test data book check-book chapter browser lock clean
+.PHONY: setup wordnet lint test data book check-book chapter browser mathjax lock clean
 
-setup: $(STAMP) wordnet
+# Everything the tests and the book need, so that no test is skipped on a fresh machine:
+# the pinned Python tree, WordNet, Chromium (browser tests) and MathJax (the offline book).
+setup: $(STAMP) wordnet browser mathjax
 
 # WordNet 3.0 from Debian (CleanCLIP's EDA synonyms); nothing is downloaded at run time.
 wordnet:
@@ -46,15 +48,25 @@ data: setup
 book: data
 	$(PY) tools/build_book.py --profile $(PROFILE)
 
-check-book: setup browser
+check-book: setup
 	$(PY) tools/check_book.py
 
 chapter: data
 	@test -n "$(CHAPTER)" || { echo "usage: make chapter CHAPTER=<stem> [PROFILE=ci|paper]"; exit 2; }
 	$(PY) tools/build_book.py --profile $(PROFILE) --chapters $(CHAPTER)
 
+# Debian's Chromium, for tools/check_book.py and its tests.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# MathJax for the HTML book, from the npm registry (version and sha512 pinned in
+# tools/build_book.py), into .cache/mathjax/; every render copies it into the book's static files.
+MATHJAX_VERSION := $(shell sed -n 's/^MATHJAX_VERSION = "\(.*\)"$$/\1/p' tools/build_book.py)
+MATHJAX := .cache/mathjax/$(MATHJAX_VERSION)/es5/tex-mml-chtml.js
+mathjax: $(MATHJAX)
+$(MATHJAX): | $(STAMP)
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
+	$(PY) tools/build_book.py --install-mathjax
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

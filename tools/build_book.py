@@ -3,27 +3,41 @@ execution report from the results records, then render HTML with Jupyter Book (e
 
 Chapters are the MyST notebooks in ``notebooks/`` that ``book/_toc.yml`` lists as
 ``generated/chapters/<stem>``. The first failing cell stops the build, naming the chapter and
-the cell.
+the cell. So does an output that shows a warning, a progress bar or an absolute path of the
+build machine (the repository, the Python environment, the home directory, the data roots):
+the executed notebooks are what readers see and download.
 
     python tools/build_book.py                      # all chapters, profile ci, then HTML
     python tools/build_book.py --profile paper      # paper scale (meant for a GPU)
     python tools/build_book.py --chapters 00_data   # execute one chapter (no HTML)
+    python tools/build_book.py --chapters 00_data --html   # ... and render a book of it alone
+    python tools/build_book.py --install-mathjax    # once, with network (make setup does it)
+
+The HTML book is self-contained: MathJax comes from the npm package ``mathjax`` (pinned below
+by version and sha512), installed once into ``.cache/mathjax/`` and copied into the book's
+static files at every render; ``book/_config.yml``'s ``mathjax_path`` points at that copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import yaml
 
@@ -33,14 +47,45 @@ NOTEBOOKS = ROOT / "notebooks"
 GENERATED = BOOK / "generated"
 CHAPTER_PREFIX = "generated/chapters/"
 
+# Whatever html_extra_path (book/_config.yml) holds is copied to the root of the HTML build,
+# so <book>/generated/_extra/_static/mathjax/ becomes _static/mathjax/. (MathJax cannot sit in
+# book/_static: Jupyter Book adds every .js file found there to every page.)
+EXTRA = "generated/_extra"
+
+# MathJax 3 from the npm registry: the version Sphinx's default mathjax_path names, and the
+# registry's integrity hash of its tarball (`npm view mathjax@3.2.2 dist.integrity`).
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_INTEGRITY = (
+    "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/"
+    "O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+)
+MATHJAX_ENTRY = "tex-mml-chtml.js"  # the component book/_config.yml's mathjax_path names
+MATHJAX_HOME = Path(
+    os.environ.get("BACKDOORBOOK_MATHJAX", ROOT / ".cache" / "mathjax" / MATHJAX_VERSION)
+)
+# What the book needs of es5/: the component, the extensions and fonts it loads on demand, the
+# menu's other renderer (SVG) and its accessibility tools; not the other combined components.
+MATHJAX_PARTS = (MATHJAX_ENTRY, "input", "output", "a11y", "ui", "sre")
+INSTALL_HINT = (
+    "run `make setup` once with network access (or: python tools/build_book.py --install-mathjax)"
+)
+
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tools"))
+from check_book import excerpt, text_problems  # noqa: E402
+
 from backdoorbook.book.chapter import RESULTS_ENV, load_records  # noqa: E402
 from backdoorbook.book.profiles import get_profile  # noqa: E402
 from backdoorbook.book.report import render_execution_report, render_scorecard  # noqa: E402
 
 
 class ChapterFailed(RuntimeError):
-    """A chapter's cell raised; the message names the chapter and the cell."""
+    """A chapter's cell raised or showed a forbidden output; the message names the chapter and
+    the cell."""
+
+
+class BuildError(RuntimeError):
+    """The book cannot be rendered (e.g. MathJax is not installed)."""
 
 
 def toc_chapters(toc_path: Path = BOOK / "_toc.yml") -> list[str]:
@@ -86,7 +131,132 @@ def execute_chapter(stem: str, profile: str, seed: int, out_dir: Path) -> float:
         ) from err
     finally:
         unexecuted.unlink(missing_ok=True)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    problems = finalise_notebook(executed, source)
+    if problems:
+        raise ChapterFailed(
+            f"chapter {stem}: {len(problems)} output(s) that must not reach the book "
+            "(fix the chapter or the library so that nothing is printed there):\n"
+            + "".join(f"  - {p}\n" for p in problems)
+            + f"  executed notebook: {executed}"
+        )
+    return seconds
+
+
+# --------------------------------------------------------------------------- clean pages
+
+
+def machine_paths() -> list[str]:
+    """Absolute paths of this machine that no page may show, longest first, as given and
+    resolved: the repository, the Python environment (``sys.prefix``), the home directory,
+    and the data roots and cache the chapters read (``$BACKDOORBOOK_DATA``,
+    ``$BACKDOORBOOK_CACHE``)."""
+    paths = [ROOT, Path(sys.prefix), Path.home()]
+    for variable in ("BACKDOORBOOK_DATA", "BACKDOORBOOK_CACHE"):
+        paths += [Path(p) for p in os.environ.get(variable, "").split(os.pathsep) if p.strip()]
+    found = set()
+    for path in paths:
+        path = path.expanduser()
+        for variant in (path, path.resolve()):
+            if variant.is_absolute() and len(variant.parts) > 1:  # never "/" itself
+                found.add(str(variant))
+    return sorted(found, key=len, reverse=True)
+
+
+def _path_pattern(paths: list[str]) -> re.Pattern | None:
+    if not paths:
+        return None
+    alternatives = "|".join(re.escape(p) for p in paths)
+    return re.compile(rf"(?<![\w.~-])(?:{alternatives})(?![\w.-])")
+
+
+def _output_texts(outputs: list[dict]) -> list[tuple[str, str]]:
+    """(label, text) for what a cell's ``outputs`` show: each stream, its chunks joined (as the
+    page shows them), and each text-like MIME type of the other outputs."""
+    streams: dict[str, str] = {}
+    texts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            name = output.get("name", "stream")
+            streams[name] = streams.get(name, "") + _joined(output.get("text", ""))
+            continue
+        for mime, value in (output.get("data") or {}).items():
+            if mime.startswith("text/") or mime == "application/json":
+                texts.append((mime, value if isinstance(value, str) else _joined(value)))
+    return list(streams.items()) + texts
+
+
+def _joined(value) -> str:
+    if isinstance(value, list):
+        return "".join(map(str, value))
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _cell_label(index: int, cell: dict) -> str:
+    first = next((line for line in _joined(cell.get("source", "")).splitlines() if line), "")
+    first = first if len(first) <= 60 else first[:57] + "..."
+    count = cell.get("execution_count")
+    return f"cell {index}" + (f" (execution count {count})" if count else "") + f" {first!r}"
+
+
+def output_problems(nb: dict, paths: list[str] | None = None) -> list[str]:
+    """What the executed notebook ``nb`` shows that the book must not: warnings, progress bars
+    and ``paths`` (default: :func:`machine_paths`), each named by cell and with its text."""
+    pattern = _path_pattern(machine_paths() if paths is None else paths)
+    problems = []
+    for index, cell in enumerate(nb.get("cells", [])):
+        outputs = cell.get("outputs", [])
+        where = _cell_label(index, cell)
+        if any("widget" in mime for output in outputs for mime in output.get("data") or {}):
+            problems.append(
+                f"{where}: a Jupyter widget (a progress bar?), which needs a CDN script "
+                "and renders nowhere in the static book"
+            )
+        for label, text in _output_texts(outputs):
+            found = text_problems(text)
+            if pattern and (m := pattern.search(text)):
+                found.append(
+                    f"an absolute path of the build machine ({m.group()}): {excerpt(text, m)!r}"
+                )
+            problems += [f"{where}: {label} shows {p}" for p in found]
+    if pattern:  # sources and metadata (the download holds them too)
+        rest = {
+            "metadata": nb.get("metadata", {}),
+            "cells": [
+                {"source": c.get("source"), "metadata": c.get("metadata")}
+                for c in nb.get("cells", [])
+            ],
+        }
+        if m := pattern.search(json.dumps(rest)):
+            problems.append(f"the notebook's sources or metadata hold {m.group()}")
+    return problems
+
+
+def finalise_notebook(executed: Path, source: Path) -> list[str]:
+    """Prepare an executed chapter for the book, in place, and return its output problems.
+
+    Papermill's injected parameters cell is tagged ``remove-cell`` (the page shows the
+    source's own parameters cell; the values used are in the chapter's outputs and the
+    execution report); papermill's record of the input and output paths is made relative.
+    """
+    nb = nbformat.read(executed, as_version=nbformat.NO_CONVERT)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    record = nb.metadata.get("papermill")
+    if record is not None:
+        record["input_path"] = _relative(source)
+        record["output_path"] = _relative(executed)
+    nbformat.write(nb, executed)
+    return output_problems(nb)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def execute_all(stems: list[str], profile: str, seed: int) -> dict:
@@ -114,8 +284,10 @@ def execute_all(stems: list[str], profile: str, seed: int) -> dict:
 
 
 def write_report_pages(log: dict) -> None:
-    """Write the scorecard, the execution report and the build log under ``book/generated``."""
-    records = load_records(GENERATED / "results")
+    """Write the scorecard, the execution report and the build log under ``book/generated``,
+    from the records of the chapters in ``log`` (a partial build ignores older records)."""
+    ran = {c["chapter"] for c in log["chapters"]}
+    records = [r for r in load_records(GENERATED / "results") if r["chapter"] in ran]
     missing = {c["chapter"] for c in log["chapters"]} - {r["chapter"] for r in records}
     if missing:
         raise ChapterFailed(
@@ -126,13 +298,122 @@ def write_report_pages(log: dict) -> None:
     (GENERATED / "execution_report.md").write_text(render_execution_report(records, log))
 
 
-def render_html() -> None:
-    """Render the executed book to ``book/_build/html`` (execution is off in ``_config.yml``)."""
+# --------------------------------------------------------------------------- MathJax
+
+
+def _integrity(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def install_mathjax(home: Path = MATHJAX_HOME, npm: str | None = None) -> Path:
+    """Install MathJax ``MATHJAX_VERSION`` into ``home/es5`` and return that folder.
+
+    ``npm pack`` fetches the package's tarball from the registry (network needed, once); its
+    sha512 must equal ``MATHJAX_INTEGRITY``. Nothing happens when it is installed already.
+    """
+    es5 = home / "es5"
+    if (es5 / MATHJAX_ENTRY).is_file():
+        return es5
+    npm = npm or shutil.which("npm")
+    if not npm:
+        raise BuildError("npm is needed once to install MathJax; install it: apt-get install npm")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mathjax-", dir=home.parent) as tmp:
+        proc = subprocess.run(
+            [npm, "pack", "--silent", f"mathjax@{MATHJAX_VERSION}"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+        tarball = Path(tmp) / f"mathjax-{MATHJAX_VERSION}.tgz"
+        if proc.returncode != 0 or not tarball.is_file():
+            raise BuildError(
+                f"npm pack mathjax@{MATHJAX_VERSION} failed (network?): {proc.stderr.strip()}"
+            )
+        digest = _integrity(tarball.read_bytes())
+        if digest != MATHJAX_INTEGRITY:
+            raise BuildError(
+                f"mathjax-{MATHJAX_VERSION}.tgz has checksum {digest}, expected "
+                f"{MATHJAX_INTEGRITY}; not installed"
+            )
+        with tarfile.open(tarball) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith("package/es5/")]
+            tar.extractall(tmp, members=members, filter="data")
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(es5, ignore_errors=True)
+        (Path(tmp) / "package" / "es5").rename(es5)
+    return es5
+
+
+def copy_mathjax(book: Path = BOOK, es5: Path | None = None) -> Path:
+    """Copy the installed MathJax into ``book``'s static files; return the entry script."""
+    es5 = es5 or MATHJAX_HOME / "es5"
+    if not (es5 / MATHJAX_ENTRY).is_file():
+        raise BuildError(f"MathJax {MATHJAX_VERSION} is not installed in {es5}; {INSTALL_HINT}")
+    missing = [part for part in MATHJAX_PARTS if not (es5 / part).exists()]
+    if missing:
+        raise BuildError(f"the MathJax in {es5} lacks {', '.join(missing)}; {INSTALL_HINT}")
+    target = book / EXTRA / "_static" / "mathjax"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for part in MATHJAX_PARTS:
+        if (es5 / part).is_dir():
+            shutil.copytree(es5 / part, target / part)
+        else:
+            shutil.copy2(es5 / part, target / part)
+    return target / MATHJAX_ENTRY
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def partial_toc(stems: list[str], toc_path: Path = BOOK / "_toc.yml") -> dict:
+    """The table of contents without the chapters not in ``stems`` (empty parts dropped)."""
+
+    def keep(node):
+        if isinstance(node, dict):
+            name = str(node.get("file", ""))
+            if name.startswith(CHAPTER_PREFIX) and name[len(CHAPTER_PREFIX) :] not in stems:
+                return None
+            kept = {k: keep(v) for k, v in node.items()}
+            if "chapters" in node and not kept["chapters"]:
+                return None
+            return kept
+        if isinstance(node, list):
+            return [k for k in (keep(item) for item in node) if k is not None]
+        return node
+
+    return keep(yaml.safe_load(toc_path.read_text()))
+
+
+# Links into chapters that a partial book leaves out: a {doc} or {ref} role, a Markdown link.
+PARTIAL_SUPPRESSED = ["ref.doc", "ref.ref", "myst.xref_missing"]
+
+
+def partial_config(config_path: Path = BOOK / "_config.yml") -> dict:
+    """``_config.yml`` for a partial book: links to the chapters left out are not errors."""
+    config = yaml.safe_load(config_path.read_text())
+    sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_config["suppress_warnings"] = [
+        *sphinx_config.get("suppress_warnings", []),
+        *PARTIAL_SUPPRESSED,
+    ]
+    return config
+
+
+def render_html(book: Path = BOOK, toc: Path | None = None, config: Path | None = None) -> Path:
+    """Render the executed book to ``<book>/_build/html`` (execution is off in ``_config.yml``),
+    with MathJax copied in; ``toc`` and ``config`` replace ``<book>/_toc.yml`` and
+    ``<book>/_config.yml``. Returns the HTML folder."""
+    copy_mathjax(book)
+    html = book / "_build" / "html"
+    shutil.rmtree(html, ignore_errors=True)  # no page of an earlier build survives
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run(
-        [str(jupyter_book), "build", str(BOOK), "--warningiserror", "--nitpick", "--quiet"],
-        check=True,
-    )
+    cmd = [str(jupyter_book), "build", str(book), "--warningiserror", "--nitpick", "--quiet"]
+    cmd += ["--toc", str(toc)] if toc else []
+    cmd += ["--config", str(config)] if config else []
+    subprocess.run(cmd, check=True)
+    return html
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +427,38 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="execute only these stems, without rendering HTML (default: the whole book)",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="with --chapters: render a book of just these chapters (scorecard and execution "
+        "report from their records)",
+    )
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=None,
+        help="folder of the chapter sources (default: notebooks/)",
+    )
+    parser.add_argument(
+        "--install-mathjax",
+        action="store_true",
+        help=f"install MathJax {MATHJAX_VERSION} from npm into {MATHJAX_HOME} and exit",
+    )
     args = parser.parse_args(argv)
+    if args.install_mathjax:
+        try:
+            print(f"[book] MathJax {MATHJAX_VERSION} in {install_mathjax()}", flush=True)
+        except BuildError as err:
+            print(f"[book] {err}", file=sys.stderr)
+            return 1
+        return 0
+    if args.html and not args.chapters:
+        parser.error(
+            "--html renders a partial book: give --chapters (a whole build renders anyway)"
+        )
+    if args.notebooks:
+        global NOTEBOOKS
+        NOTEBOOKS = args.notebooks.resolve()
 
     stems = toc_chapters()
     if args.chapters:
@@ -158,18 +470,29 @@ def main(argv: list[str] | None = None) -> int:
         stems = [s for s in stems if s in args.chapters]
     else:  # a whole-book build starts clean, so no record of an earlier build reaches the scorecard
         shutil.rmtree(GENERATED, ignore_errors=True)
+    if not args.chapters or args.html:  # fail before hours of execution, not after
+        try:
+            copy_mathjax()
+        except BuildError as err:
+            print(f"[book] BUILD FAILED: {err}", file=sys.stderr)
+            return 1
     try:
         log = execute_all(stems, args.profile, args.seed)
-        if not args.chapters:
+        if not args.chapters or args.html:
             write_report_pages(log)
     except (ChapterFailed, ValueError) as err:
         print(f"[book] BUILD FAILED: {err}", file=sys.stderr)
         return 1
-    if args.chapters:
+    if args.chapters and not args.html:
         print(f"[book] executed notebooks in {GENERATED / 'chapters'}", flush=True)
-    else:
-        render_html()
-        print(f"[book] HTML in {BOOK / '_build' / 'html'}", flush=True)
+        return 0
+    toc = config = None
+    if args.chapters:
+        toc, config = GENERATED / "_toc.partial.yml", GENERATED / "_config.partial.yml"
+        toc.write_text(yaml.safe_dump(partial_toc(stems), sort_keys=False))
+        config.write_text(yaml.safe_dump(partial_config(), sort_keys=False))
+    html = render_html(toc=toc, config=config)
+    print(f"[book] HTML in {html}", flush=True)
     return 0
 
 
