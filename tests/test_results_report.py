@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from backdoorbook import runtime
 from backdoorbook.book import chapter as results
 from backdoorbook.book.report import render_execution_report, render_scorecard
 
@@ -158,3 +160,15 @@ def test_scorecard_counts_three_verdicts_and_shows_intervals_and_forest_plots(tm
     assert "**3 claims: 1 reproduced, 1 not reproduced, 1 inconclusive.**" in page
     assert "30.0 [25.0, 35.0] vs ≥ 20 (n = 64); ASR gain (points)" in page
     assert f"]({forest_plot_name('09_x')})" in page
+
+
+def test_finish_returns_a_path_relative_to_the_checkout_when_the_record_lies_inside():
+    import shutil
+
+    inside = runtime.REPO_ROOT / ".cache" / "test_results"
+    try:
+        path = results.ChapterRun("00_data", "The data", device="cpu").finish(inside)
+        assert not path.is_absolute() and (runtime.REPO_ROOT / path).exists()
+        assert path == Path(".cache/test_results/00_data.json")
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)

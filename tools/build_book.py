@@ -265,6 +265,9 @@ def execute_all(stems: list[str], profile: str, seed: int) -> dict:
         get_profile(stem, profile)
     os.environ[RESULTS_ENV] = str(GENERATED / "results")
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars help at a terminal, not in the book
+    # Dependencies that import tqdm.auto in a kernel without ipywidgets warn that widget bars are
+    # unavailable; the book draws no bars, so that one warning is not shown.
+    os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"
     log = {
         "profile": profile,
         "seed": seed,

@@ -144,12 +144,18 @@ class ChapterRun:
         }
 
     def finish(self, directory: Path | None = None) -> Path:
-        """Write the record to ``<directory>/<chapter>.json`` and return its path."""
+        """Write the record to ``<directory>/<chapter>.json`` and return its path, relative to
+        the checkout when it lies inside (a chapter prints it; a page shows no machine path)."""
         directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chapter}.json"
         path.write_text(json.dumps(self.record(), indent=2, sort_keys=False) + "\n")
-        return path
+        resolved = path.resolve()
+        return (
+            resolved.relative_to(runtime.REPO_ROOT)
+            if resolved.is_relative_to(runtime.REPO_ROOT)
+            else path
+        )
 
 
 def fidelity_table(deviations: list[Deviation]) -> pd.DataFrame:
