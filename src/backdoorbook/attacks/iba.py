@@ -71,8 +71,8 @@ class IBAConfig:
     Attributes:
         method: ``"baseline"``, ``"nni"`` or ``"prl"``.
         victim, target: class ids (paper's Cityscapes setting: car -> road).
-        trigger_size: side of the square trigger in pixels (odd: the centre is its middle
-            pixel).
+        trigger_size: side of the square trigger in pixels (for an odd side the centre is its
+            middle pixel).
         margin: minimum distance in pixels between the trigger centre and every image border.
         nni_band: ``(L, U)``: NNI keeps the centres whose distance ``d`` to the victim has
             ``L < d <= U``.
