@@ -28,7 +28,7 @@ def _tiny_profile(**changes):
         trigger_size=2,
         margin=1,
         nni_band=(1.0, 4.0),
-        prl_pixels=3,
+        prl_pixels=40,
         min_victim_pixels=2,
         poison_rates=(0.25, 0.5),
     )
@@ -61,9 +61,13 @@ def test_every_method_poisons_the_same_images_and_the_control_stays_clean():
         assert torch.equal(touched["baseline"], touched["nni"]) and torch.equal(
             touched["nni"], touched["prl"]
         )
-        for method in ("baseline", "nni"):
+        for method in ("baseline", "nni", "prl"):
             y = sets[(method, rate)].labels[touched[method]]
             assert not (y == VICTIM).any()  # every car pixel of a poisoned map became road
+        assert torch.equal(sets[("nni", rate)].labels[~touched["nni"]], labels[~touched["nni"]])
+        prl = sets[("prl", rate)].labels[~touched["prl"]]  # PRL relabels the unpoisoned maps too
+        assert (prl != labels[~touched["prl"]]).flatten(1).any(1).all()
+        assert (prl[labels[~touched["prl"]] == VICTIM] == VICTIM).all()
 
 
 def test_training_from_clean_starts_from_the_clean_weights_and_changes_them():
@@ -104,16 +108,18 @@ def test_compared_models_are_trained_here_or_loaded_only_with_their_recipe_and_s
     for key, (model, _) in loaded.items():
         expected = here[key][0].state_dict()
         assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
-    with pytest.raises(ArtifactError, match="poison_epochs"):
-        compared_models(
-            replace(cfg, poison_epochs=3),
-            clean,
-            images,
-            labels,
-            iba_trigger(2),
-            directory=tmp_path,
-            **args,
-        )
+    changes = dict(poison_epochs=3, trigger_size=3, margin=0, nni_band=(0.0, 4.0), prl_pixels=4)
+    for name, value in changes.items():  # the attack's settings belong to the recipe
+        with pytest.raises(ArtifactError, match="was trained with"):
+            compared_models(
+                replace(cfg, **{name: value}),
+                clean,
+                images,
+                labels,
+                iba_trigger(2),
+                directory=tmp_path,
+                **args,
+            )
     with pytest.raises(ArtifactError, match="seed"):
         compared_models(
             cfg, clean, images, labels, iba_trigger(2), seed=1, directory=tmp_path, **args

@@ -1,7 +1,9 @@
-"""Segmentation metrics (hand-computed), the small DeepLab, and an IBA learning-direction check."""
+"""Segmentation metrics (hand-computed and against torchmetrics), the small DeepLab, and an IBA
+learning-direction check."""
 
 import pytest
 import torch
+from torchmetrics.classification import MulticlassJaccardIndex
 
 from backdoorbook.attacks.iba import (
     IBAConfig,
@@ -25,10 +27,10 @@ def test_confusion_and_miou_by_hand():
     labels = torch.tensor([[0, 0, 1, 1, 255]])
     pred = torch.tensor([[0, 1, 1, 1, 0]])
     assert confusion_matrix(pred, labels, 3).tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
-    # class 0: I = 1, U = 2; class 1: I = 2, U = 3; class 2 absent everywhere: not averaged
+    # class 0: I = 1, U = 2; class 1: I = 2, U = 3; class 2 absent everywhere: IoU 0, averaged
     score = mean_iou(pred, labels, 3)
-    assert score.value == pytest.approx(100 * (1 / 2 + 2 / 3) / 2) and score.n == 4
-    assert mean_iou(labels.clamp(max=1), labels.clamp(max=1), 3).value == pytest.approx(100.0)
+    assert score.value == pytest.approx(100 * (1 / 2 + 2 / 3) / 3) and score.n == 4
+    assert mean_iou(labels.clamp(max=1), labels.clamp(max=1), 2).value == pytest.approx(100.0)
     with pytest.raises(ValueError, match="class ids"):
         mean_iou(torch.tensor([[5]]), torch.tensor([[0]]), 3)
     with pytest.raises(ValueError, match="zero labelled"):
@@ -42,8 +44,49 @@ def test_pba_leaves_out_victim_pixels_and_asr_counts_victim_pixels():
     assert pba.value == pytest.approx(100.0) and pba.n == 3
     asr = victim_flip_rate(pred, labels, victim=2, target=1)
     assert asr.value == pytest.approx(200 / 3) and asr.n == 3
+    # a victim prediction on a non-victim pixel lowers that pixel's class, never adds a victim term
+    pred[0, 5] = 2
+    assert poisoned_benign_miou(pred, labels, 2, 3).value == pytest.approx(100 * (1 + 0) / 2)
+    # a non-victim class absent from the triggered images counts 0 out of K - 1
+    assert poisoned_benign_miou(pred, labels, 2, 4).value == pytest.approx(100 * (1 + 0) / 3)
+    with pytest.raises(ValueError, match="victim 3"):
+        poisoned_benign_miou(pred, labels, 3, 3)
     with pytest.raises(ValueError, match="empty denominator"):
         victim_flip_rate(pred, torch.zeros_like(labels), victim=2, target=1)
+
+
+def _maps(seed, n=5, h=9, w=11, classes=5):
+    """Random predictions and labels in [0, classes) with 10 % ignored label pixels and class
+    ``classes`` (the last of ``classes + 1``) absent from both."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n, h, w), generator=g)
+    pred = torch.where(
+        torch.rand(n, h, w, generator=g) < 0.6,
+        labels,
+        torch.randint(0, classes, (n, h, w), generator=g),
+    )
+    labels[torch.rand(n, h, w, generator=g) < 0.1] = 255
+    return pred, labels
+
+
+def test_cba_and_pba_equal_torchmetrics_jaccard_with_ignore_index_255():
+    k, victim = 6, 2
+    per_class = MulticlassJaccardIndex(k, average="none", ignore_index=255, zero_division=0)
+    benign = MulticlassJaccardIndex(k, average="none", ignore_index=255, zero_division=0)
+    preds, labels = zip(*(_maps(seed) for seed in range(3)))
+    for pred, label in zip(preds, labels):  # accumulated batch by batch, like a dataset
+        per_class.update(pred, label)
+        benign.update(pred, label.masked_fill(label == victim, 255))
+    pred, label = torch.cat(preds), torch.cat(labels)
+    iou = per_class.compute()
+    assert iou[k - 1] == 0  # the absent class
+    assert mean_iou(pred, label, k).value == pytest.approx(100 * iou.mean().item(), abs=1e-4)
+    others = benign.compute()[torch.arange(k) != victim]
+    expected = 100 * others.sum().item() / (k - 1)
+    assert poisoned_benign_miou(pred, label, victim, k).value == pytest.approx(expected, abs=1e-4)
+    # torchmetrics' macro average drops the absent class; ours, like the authors', keeps it at 0
+    macro = MulticlassJaccardIndex(k, ignore_index=255)(pred, label).item()
+    assert mean_iou(pred, label, k).value == pytest.approx(100 * macro * (k - 1) / k, abs=1e-4)
 
 
 def test_small_deeplab_shapes_and_image_wide_context():

@@ -8,23 +8,27 @@ not control training. At test time a small trigger pasted on *non-victim* pixels
 the model label every pixel of the victim class (e.g. car) as the target class (e.g. road),
 while all other pixels stay correct.
 
-Poisoning one training image (label maps ``[H, W]`` of class ids, 255 = ignore):
+Poisoning a training set (label maps ``[H, W]`` of class ids, 255 = ignore):
 
 1. selection: only images that contain the victim class are poisoned;
-2. label rewriting: every victim pixel is relabelled as the target class;
+2. label rewriting: every victim pixel of a poisoned label map is relabelled as the target;
 3. trigger placement, by method:
    - ``"baseline"``: the trigger's whole footprint lies inside a single non-victim class
-     region, at least ``margin`` pixels from the image border, at a random valid position;
-   - ``"nni"`` (nearest-neighbour injection): as baseline, and the trigger centre's distance
-     to the nearest victim pixel lies in ``nni_band = (L, U)``;
-   - ``"prl"`` (pixel random labelling): baseline placement, and ``prl_pixels`` random
-     labelled non-victim pixels are relabelled with classes drawn uniformly from the classes
-     present in the (rewritten) label map, so the model must look beyond a pixel's own
-     neighbourhood, i.e. at the context that includes a distant trigger.
+     region (never on ignore pixels) and its centre at least ``margin`` pixels from every
+     border, at a random valid position;
+   - ``"nni"`` (nearest-neighbour injection): as baseline, and the centre's distance to the
+     nearest victim pixel lies in the band ``nni_band = (L, U]``;
+   - ``"prl"`` (pixel random labelling): baseline placement, and *every* label map of the
+     training set, poisoned or not, gets ``prl_pixels`` positions drawn uniformly among all its
+     pixels relabelled with classes drawn uniformly from those present in the map (ignore and
+     victim included); the original victim pixels are then restored, so a pixel's label can
+     no longer be predicted from its own neighbourhood and the model must look at the wider
+     context, which includes a distant trigger.
 
-Distances are Euclidean, in pixels, from the trigger centre (``top + size // 2``,
-``left + size // 2``) to the nearest victim pixel. Images are float ``[3, H, W]`` in [0, 1].
-A position request that no placement satisfies raises :class:`NoTriggerPositionError`.
+Distances are Chebyshev, ``max(|dy|, |dx|)`` in pixels, from the trigger centre
+``(top + size // 2, left + size // 2)`` to the nearest victim pixel: the band ``(L, U]`` is the
+ring between two square neighbourhoods of the victim region. Images are float ``[3, H, W]`` in
+[0, 1]. A position request that no placement satisfies raises :class:`NoTriggerPositionError`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ..fidelity import Deviation
 
 METHODS = ("baseline", "nni", "prl")
 
@@ -65,20 +71,22 @@ class IBAConfig:
     Attributes:
         method: ``"baseline"``, ``"nni"`` or ``"prl"``.
         victim, target: class ids (paper's Cityscapes setting: car -> road).
-        trigger_size: side of the square trigger in pixels (paper: ~0.6 % of the image area).
-        margin: minimum distance in pixels between the trigger and the image border.
-        nni_band: ``(L, U)`` allowed distance of the trigger centre to the victim (NNI only).
-        prl_pixels: number of randomly relabelled pixels per poisoned label map (PRL only).
+        trigger_size: side of the square trigger in pixels (for an odd side the centre is its
+            middle pixel).
+        margin: minimum distance in pixels between the trigger centre and every image border.
+        nni_band: ``(L, U)``: NNI keeps the centres whose distance ``d`` to the victim has
+            ``L < d <= U``.
+        prl_pixels: positions relabelled by PRL in every training label map (PRL only).
         ignore_index: label of unlabelled pixels (never covered by the trigger).
     """
 
     method: str
     victim: int
     target: int
-    trigger_size: int = 8
-    margin: int = 4
-    nni_band: tuple[float, float] = (5.0, 15.0)
-    prl_pixels: int = 500
+    trigger_size: int = 7
+    margin: int = 29
+    nni_band: tuple[float, float] = (0.0, 9.0)
+    prl_pixels: int = 2060
     ignore_index: int = 255
 
     def __post_init__(self):
@@ -95,8 +103,14 @@ class IBAConfig:
 
 def _check_band(band: tuple[float, float]) -> None:
     low, high = band
-    if not 0 <= low <= high:
-        raise ValueError(f"a distance band (L, U) needs 0 <= L <= U, got {band}")
+    if not 0 <= low < high:
+        raise ValueError(f"a distance band (L, U] needs 0 <= L < U, got {band}")
+
+
+def in_band(distance: torch.Tensor, band: tuple[float, float]) -> torch.Tensor:
+    """Boolean mask of the distances ``d`` with ``L < d <= U`` for ``band = (L, U)``."""
+    _check_band(band)
+    return (distance > band[0]) & (distance <= band[1])
 
 
 def _check_label(label: torch.Tensor) -> None:
@@ -104,11 +118,12 @@ def _check_label(label: torch.Tensor) -> None:
         raise ValueError(f"expected one label map [H, W], got shape {tuple(label.shape)}")
 
 
-def iba_trigger(size: int = 8, seed: int = 0) -> torch.Tensor:
+def iba_trigger(size: int = 7, seed: int = 0) -> torch.Tensor:
     """A fixed, high-contrast square trigger ``[3, size, size]`` in [0, 1].
 
-    A checkerboard of 2x2-pixel cells in saturated colours drawn once from ``seed`` (the
-    paper pastes a small Hello Kitty picture; any conspicuous fixed pattern plays that role).
+    A checkerboard of 2x2-pixel cells in saturated colours drawn once from ``seed``. The
+    paper pastes a small Hello Kitty picture, which we cannot ship; any conspicuous fixed
+    pattern plays its role (declared in :data:`DEVIATIONS`).
     """
     if size < 2:
         raise ValueError(f"trigger size must be >= 2, got {size}")
@@ -129,22 +144,24 @@ def iba_trigger(size: int = 8, seed: int = 0) -> torch.Tensor:
 
 
 def victim_distance(label: torch.Tensor, victim: int) -> torch.Tensor:
-    """Exact Euclidean distance ``[H, W]`` (pixels) from every pixel to the nearest victim pixel.
+    """Chebyshev distance ``[H, W]`` (pixels) from every pixel to the nearest victim pixel.
 
-    Zero on victim pixels; ``inf`` everywhere when the map holds no victim pixel. Computed
-    separably: squared distances along each row first, then a minimum over rows
-    (``d(y, x)^2 = min_y' (y - y')^2 + min_x' {(x - x')^2 : victim at (y', x')}``).
+    ``d(p) = min over victim pixels q of max(|p_y - q_y|, |p_x - q_x|)``: zero on victim
+    pixels, ``d <= r`` exactly where the ``(2r + 1)``-pixel square around ``p`` holds a victim
+    pixel, ``inf`` everywhere when the map holds none. Computed separably: the distance along
+    each row first, ``r(y', x) = min |x - x'|`` over victim pixels ``(y', x')``, then
+    ``d(y, x) = min over y' of max(|y - y'|, r(y', x))``.
     """
     _check_label(label)
     is_victim = label == victim
     h, w = label.shape
     if not is_victim.any():
         return torch.full((h, w), float("inf"))
-    ys, xs = torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64)
-    along_x = (xs[None, :, None] - xs[None, None, :]) ** 2  # [1, x, x']
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    along_x = (xs[None, :, None] - xs[None, None, :]).abs()  # [1, x, x']
     rows = torch.where(is_victim[:, None, :], along_x, torch.inf).amin(2)  # [y', x]
-    along_y = (ys[:, None, None] - ys[None, :, None]) ** 2  # [y, y', 1]
-    return (along_y + rows[None]).amin(1).sqrt().float()
+    along_y = (ys[:, None, None] - ys[None, :, None]).abs()  # [y, y', 1]
+    return torch.maximum(along_y, rows[None]).amin(1)
 
 
 def trigger_centres(
@@ -159,32 +176,30 @@ def trigger_centres(
     """Boolean map ``[H, W]`` of valid trigger centres under the IBA placement rule.
 
     A centre ``(y, x)`` is valid when the trigger's footprint (rows ``y - size // 2`` to
-    ``y - size // 2 + size - 1``, likewise for columns) lies inside the image at least
-    ``margin`` pixels from every border, covers pixels of one single class that is neither the
-    victim nor ``ignore_index``, and, when ``band = (L, U)`` is given, the centre's distance to
-    the nearest victim pixel lies in ``[L, U]``.
+    ``y - size // 2 + size - 1``, likewise for columns) lies inside the image and covers pixels
+    of one single class that is neither the victim nor ``ignore_index``; when the centre is at
+    least ``margin`` pixels from every border (``margin <= y < H - margin``, likewise for
+    ``x``); and, when ``band = (L, U)`` is given, when its distance ``d`` to the nearest victim
+    pixel (:func:`victim_distance`) has ``L < d <= U``.
     """
     _check_label(label)
     h, w = label.shape
     valid = torch.zeros(h, w, dtype=torch.bool)
-    span = (h - 2 * margin - size + 1, w - 2 * margin - size + 1)  # top-left positions that fit
+    span = (h - size + 1, w - size + 1)  # top-left positions of a footprint inside the image
     if min(span) < 1:
         return valid
-    inner = label[margin : h - margin, margin : w - margin]
-    classes = inner.unique()
+    classes = label.unique()
     classes = classes[(classes != victim) & (classes != ignore_index)]
-    masks = (inner[None] == classes[:, None, None]).float()  # [C, h', w'] one map per class
-    tops = (
-        (F.avg_pool2d(masks[:, None], size, stride=1)[:, 0] > 1 - 1e-6).any(0)
-        if len(classes)
-        else torch.zeros(span, dtype=torch.bool)
-    )
-    half = size // 2
-    valid[margin + half : margin + half + span[0], margin + half : margin + half + span[1]] = tops
+    if len(classes):
+        masks = (label[None] == classes[:, None, None]).float()  # [C, H, W] one map per class
+        tops = (F.avg_pool2d(masks[:, None], size, stride=1)[:, 0] > 1 - 1e-6).any(0)
+        half = size // 2
+        valid[half : half + span[0], half : half + span[1]] = tops
+    if margin:
+        valid[:margin] = valid[h - margin :] = False
+        valid[:, :margin] = valid[:, w - margin :] = False
     if band is not None:
-        _check_band(band)
-        dist = victim_distance(label, victim)
-        valid &= (dist >= band[0]) & (dist <= band[1])
+        valid &= in_band(victim_distance(label, victim), band)
     return valid
 
 
@@ -220,32 +235,25 @@ def rewrite_victim(label: torch.Tensor, victim: int, target: int) -> torch.Tenso
 
 
 def random_pixel_labels(
-    label: torch.Tensor,
-    num_pixels: int,
-    *,
-    victim: int,
-    target: int,
-    ignore_index: int = 255,
-    generator: torch.Generator | None = None,
+    label: torch.Tensor, num_pixels: int, *, victim: int, seed: int = 0
 ) -> torch.Tensor:
-    """PRL: relabel ``num_pixels`` random labelled non-victim pixels, then rewrite victim -> target.
+    """PRL on one label map: ``num_pixels`` random positions get random classes of the map.
 
-    Each chosen pixel gets a class drawn uniformly from the classes present in the rewritten
-    map (victim counted as target; ignore excluded). Victim pixels
-    are never chosen, so they all end up as ``target``.
+    The positions are drawn uniformly without replacement among all ``H * W`` pixels (ignore
+    and victim pixels included), each from a generator seeded with ``seed`` on every call, so
+    every map of the same size gets the same positions. Each gets a class drawn uniformly from
+    the values present in the map (``label.unique()``, so ignore and victim included). Every
+    original victim pixel is restored afterwards; a chosen non-victim pixel may become victim.
     """
     _check_label(label)
-    rewritten = rewrite_victim(label, victim, target)
-    candidates = torch.nonzero(((label != victim) & (label != ignore_index)).flatten()).flatten()
-    if num_pixels > len(candidates):
-        raise ValueError(
-            f"cannot relabel {num_pixels} pixels: only {len(candidates)} labelled non-victim pixels"
-        )
-    classes = rewritten[rewritten != ignore_index].unique()
-    picked = candidates[torch.randperm(len(candidates), generator=generator)[:num_pixels]]
-    flat = rewritten.flatten().clone()
-    flat[picked] = classes[torch.randint(len(classes), (num_pixels,), generator=generator)]
-    return flat.reshape(label.shape)
+    if not 0 <= num_pixels <= label.numel():
+        raise ValueError(f"cannot relabel {num_pixels} pixels of a {tuple(label.shape)} label map")
+    g = torch.Generator().manual_seed(seed)
+    picked = torch.randperm(label.numel(), generator=g)[:num_pixels]
+    classes = label.unique()
+    flat = label.flatten().clone()
+    flat[picked] = classes[torch.randint(len(classes), (num_pixels,), generator=g)]
+    return flat.reshape(label.shape).masked_fill(label == victim, victim)
 
 
 def eligible_for_poisoning(
@@ -298,8 +306,16 @@ def poison_segmentation_set(
     trigger: torch.Tensor,
     config: IBAConfig,
     generator: torch.Generator | None = None,
+    *,
+    prl_seed: int = 0,
 ):
-    """Poison ``images[indices]`` / ``labels[indices]`` with IBA; the other samples stay clean.
+    """Poison ``images[indices]`` / ``labels[indices]`` with IBA; under PRL relabel every map.
+
+    Each poisoned image gets the trigger at a position drawn (from ``generator``) on its clean
+    label map, and its victim pixels are rewritten as the target. With ``"prl"`` every label map
+    of the set first goes through :func:`random_pixel_labels` (seeded with ``prl_seed``), and a
+    poisoned map's victim pixels, those PRL created included, are rewritten after it; the other
+    methods leave the unpoisoned samples clean.
 
     Args:
         images: ``[N, 3, H, W]`` in [0, 1]. labels: ``[N, H, W]``. indices: images to poison.
@@ -312,7 +328,12 @@ def poison_segmentation_set(
         raise ValueError(
             f"trigger is {trigger.shape[-1]} px but config.trigger_size is {config.trigger_size}"
         )
-    images, labels = images.clone(), labels.clone()
+    images, out = images.clone(), labels.clone()
+    if config.method == "prl":
+        for i, label in enumerate(labels):
+            out[i] = random_pixel_labels(
+                label, config.prl_pixels, victim=config.victim, seed=prl_seed
+            )
     band = config.nni_band if config.method == "nni" else None
     centres = []
     for i in indices.tolist():
@@ -326,19 +347,9 @@ def poison_segmentation_set(
         )
         centre = choose_centre(valid, generator)
         images[i] = paste_trigger(images[i], trigger, centre)
-        if config.method == "prl":
-            labels[i] = random_pixel_labels(
-                labels[i],
-                config.prl_pixels,
-                victim=config.victim,
-                target=config.target,
-                ignore_index=config.ignore_index,
-                generator=generator,
-            )
-        else:
-            labels[i] = rewrite_victim(labels[i], config.victim, config.target)
+        out[i] = rewrite_victim(out[i], config.victim, config.target)
         centres.append(centre)
-    return images, labels, torch.tensor(centres, dtype=torch.long).reshape(-1, 2)
+    return images, out, torch.tensor(centres, dtype=torch.long).reshape(-1, 2)
 
 
 def trigger_test_images(
@@ -355,14 +366,15 @@ def trigger_test_images(
     """Test-time triggering: for each band, paste ``trigger`` at a distance in that band from the
     victim.
 
-    Placement follows the training rule (one non-victim class region, ``margin`` from the
-    border); a band of ``None`` allows any distance. Images without a valid position for a band
-    are left out of that band's set. Each image's placement map and distance map are computed
-    once and shared by all bands.
+    Placement follows the training rule (one non-victim class region, centre ``margin`` from
+    the border); a band ``(L, U)`` keeps the centres at distance ``L < d <= U``
+    (:func:`victim_distance`), and ``None`` allows any distance. Images without a valid
+    position for a band are left out of that band's set. Each image's placement map and
+    distance map are computed once and shared by all bands.
 
     Args:
         images: ``[N, 3, H, W]`` in [0, 1]. labels: ``[N, H, W]``. trigger: ``[3, s, s]``.
-        bands: distance bands ``(L, U)`` in pixels, or ``None``.
+        bands: distance bands ``(L, U]`` in pixels, or ``None``.
 
     Returns one :class:`TriggeredSet` per band.
     """
@@ -377,7 +389,7 @@ def trigger_test_images(
         )
         dist = victim_distance(label, victim)
         for slot, band in enumerate(bands):
-            valid = anywhere if band is None else anywhere & (dist >= band[0]) & (dist <= band[1])
+            valid = anywhere if band is None else anywhere & in_band(dist, band)
             if valid.any():
                 centre = choose_centre(valid, generator)
                 found[slot].append((i, centre, float(dist[centre])))
@@ -395,3 +407,85 @@ def trigger_test_images(
             )
         )
     return sets
+
+
+_CONFIG = "Maxproto/IBA@c32bc92 config/cityscapes/cityscapes_deeplabv3.yaml"
+_ALL_CLAIMS = ("victim-flips-benign-intact", "low-rate-order", "distance-decay")
+_PROFILES = ("backdoorbook.book.profiles.ch03_iba.CI", "backdoorbook.book.profiles.ch03_iba.PAPER")
+
+#: Where this module's IBA departs from the authors' code (Maxproto/IBA@c32bc92).
+DEVIATIONS = (
+    Deviation(
+        item="Trigger picture",
+        authors="a Hello Kitty picture (trigger/hello_kitty.png, 225x225, opaque) resized "
+        "bilinearly to the trigger size and pasted opaquely (Maxproto/IBA@c32bc92 "
+        "util/backdoor/image_processor.py:43-69; trigger_transparency 1 in "
+        "config/cityscapes/cityscapes_deeplabv3.yaml:67-69)",
+        ours="a fixed checkerboard of 2x2-pixel cells in five saturated colours drawn from the "
+        "seed, pasted opaquely",
+        why="we cannot ship the picture; any conspicuous fixed pattern plays its role",
+        claims=_ALL_CLAIMS,
+        where=("backdoorbook.attacks.iba.iba_trigger",),
+    ),
+    Deviation(
+        item="Sizes at our resolution",
+        authors="at Cityscapes' 1024x512 working resolution: a 55 px trigger (0.58 % of the "
+        "image), centres at least 200 px from every border, 100,000 PRL positions per map "
+        f"(19 %) ({_CONFIG}:74-80, 86-87; util/backdoor/influencer_attack.py:106-110); fixed "
+        "pixel values, kept at scale 1 by cityscapes_pspnet50.yaml. Their paste covers rows "
+        "c-k..c+k with k = (s-1)//2, so it works for odd sides only "
+        "(util/backdoor/image_processor.py:56-68)",
+        ours="CamVid at 120x90 (ci) or 240x180 (paper) with lengths scaled by the square root "
+        "of the pixel ratio (0.1435, 0.2871) and counts by the ratio: trigger 7 / 15 px (the "
+        "odd side nearest 7.9 / 15.8; 0.45 % / 0.52 % of the image), margin 29 / 57 px, PRL "
+        "2,060 / 8,240 positions. Our paste also takes even sides (centre at top + s // 2)",
+        why="the authors' pixel values do not fit our images (a 200 px margin on a 90-row "
+        "image); scaling keeps each one's share of the image",
+        claims=_ALL_CLAIMS,
+        where=_PROFILES,
+    ),
+    Deviation(
+        item="NNI band in training",
+        authors="no training band in the code (train_NNI False, train_lower_dist = "
+        f"train_upper_dist = 0, {_CONFIG}:72-78); the one band is the test-time (0, 60] px "
+        "at 1024x512 (lines 83-89)",
+        ours="training (and the eligibility check) use that band scaled like every length: "
+        "(0, 9] px at 120x90, (0, 17] px at 240x180",
+        why="the paper's training band is not in the code; the test band is the one setting "
+        "the code gives for how near the victim NNI places the trigger",
+        claims=_ALL_CLAIMS,
+        where=_PROFILES,
+    ),
+    Deviation(
+        item="Which training images are poisoned",
+        authors="the first train_num_poison (298, 10 % of 2,975) images of a shuffled list of "
+        "all training images with a victim pixel; an image with no valid centre keeps its "
+        "rewritten label but gets no trigger (Maxproto/IBA@c32bc92 "
+        "util/backdoor/poison_data_handler.py:11-24, influencer_attack.py:129-139, "
+        "image_processor.py:58)",
+        ours="a fraction of the whole set, drawn among the images with at least "
+        "min_victim_pixels victim pixels and a centre in the NNI band, so that every method "
+        "poisons the same images and every poisoned image carries its trigger",
+        why="baseline, NNI and PRL then differ only in placement and labelling; a rewritten "
+        "label without a trigger teaches car-road confusion, not the backdoor",
+        claims=_ALL_CLAIMS,
+        where=(
+            "backdoorbook.attacks.iba.eligible_for_poisoning",
+            "backdoorbook.attacks.iba.select_poison_indices",
+        ),
+    ),
+    Deviation(
+        item="Test-time trigger placement",
+        authors="one NNI placement per val image with a victim pixel: Chebyshev distance "
+        "(0, 60] px, single-class window, centre at least 200 px from the border; images "
+        f"without a valid centre are scored untriggered; no distance sweep ({_CONFIG}:82-91)",
+        ours="one placement at any distance (claims victim-flips-benign-intact and "
+        "low-rate-order) and one per Chebyshev band (L, U] of a sweep (claim distance-decay), "
+        "each under the training rule with the border margin; images without a position are "
+        "left out of that set",
+        why="the paper's claims concern a trigger placed anywhere and at growing distances, "
+        "which the code's one near band does not test",
+        claims=_ALL_CLAIMS,
+        where=("backdoorbook.attacks.iba.trigger_test_images",),
+    ),
+)

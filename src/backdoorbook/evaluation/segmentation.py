@@ -4,11 +4,12 @@ Metrics (Lan et al., "Influencer Backdoor Attack on Semantic Segmentation", ICLR
 arXiv:2303.12054), all computed from pixel counts so each comes with its denominator:
 
 - mIoU: per-class intersection over union accumulated over the whole image set (one
-  confusion matrix), averaged over the classes that occur in the labels or predictions;
-  pixels labelled ``ignore_index`` (255) are not counted.
+  confusion matrix), averaged over all ``K`` classes; a class absent from both labels and
+  predictions scores 0. Pixels labelled ``ignore_index`` (255) are not counted.
 - CBA (clean benign accuracy): mIoU of the model on clean images.
-- PBA (poisoned benign accuracy): mIoU on *triggered* images over the non-victim pixels only
-  (victim pixels are treated as ignored).
+- PBA (poisoned benign accuracy): on *triggered* images, the IoU of every non-victim class over
+  the non-victim pixels (victim pixels are treated as ignored), summed and divided by
+  ``K - 1``: the victim class is left out of the mean whatever the model predicts.
 - ASR: percentage of victim-class pixels of triggered images predicted as the target class.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..fidelity import Deviation
 from ..runtime import batched
 from .classification import Rate
 
@@ -55,31 +57,43 @@ def confusion_matrix(
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def mean_iou(
+def class_iou(
     pred: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = 255
-) -> Rate:
-    """mIoU in percent over the classes present (in labels or predictions of counted pixels).
-
-    ``n`` is the number of counted (non-ignored) pixels.
-    """
+) -> tuple[torch.Tensor, int]:
+    """Per-class IoU ``[num_classes]`` (fractions; 0 for a class with an empty union) and the
+    number of counted (non-ignored) pixels."""
     cm = confusion_matrix(pred, labels, num_classes, ignore_index).double()
     n = int(cm.sum())
     if n == 0:
-        raise ValueError("mIoU over zero labelled pixels is undefined")
+        raise ValueError("IoU over zero labelled pixels is undefined")
     inter = cm.diag()
     union = cm.sum(0) + cm.sum(1) - inter
-    present = union > 0
-    return Rate(100.0 * (inter[present] / union[present]).mean().item(), n)
+    return torch.where(union > 0, inter / union.clamp(min=1), 0.0), n
+
+
+def mean_iou(
+    pred: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> Rate:
+    """mIoU in percent over all ``num_classes`` classes, an absent class counting as 0.
+
+    ``n`` is the number of counted (non-ignored) pixels.
+    """
+    iou, n = class_iou(pred, labels, num_classes, ignore_index)
+    return Rate(100.0 * iou.mean().item(), n)
 
 
 def poisoned_benign_miou(
     pred: torch.Tensor, labels: torch.Tensor, victim: int, num_classes: int, ignore_index: int = 255
 ) -> Rate:
-    """PBA: mIoU on triggered images with the victim-class pixels left out (``n`` = pixels
-    counted)."""
-    return mean_iou(
+    """PBA in percent: the IoUs of the ``num_classes - 1`` non-victim classes over the
+    non-victim pixels, summed and divided by ``num_classes - 1`` (``n`` = pixels counted)."""
+    if not 0 <= victim < num_classes or num_classes < 2:
+        raise ValueError(f"victim {victim} must be one of {num_classes} >= 2 classes")
+    iou, n = class_iou(
         pred, labels.masked_fill(labels == victim, ignore_index), num_classes, ignore_index
     )
+    others = torch.arange(num_classes) != victim
+    return Rate(100.0 * iou[others].sum().item() / (num_classes - 1), n)
 
 
 def victim_flip_rate(pred: torch.Tensor, labels: torch.Tensor, victim: int, target: int) -> Rate:
@@ -112,6 +126,9 @@ def segmentation_backdoor_scores(
 ) -> dict[str, Rate]:
     """CBA (mIoU on clean images), PBA (non-victim mIoU on triggered images) and ASR of ``model``.
 
+    The triggered images are the caller's choice; the chapter passes only images that carry
+    the trigger (declared in :data:`DEVIATIONS`).
+
     Images ``[N, 3, H, W]`` in [0, 1] with label maps ``[N, H, W]``; the triggered images carry
     their original (clean) labels. Each :class:`Rate` holds its pixel denominator.
     """
@@ -124,3 +141,32 @@ def segmentation_backdoor_scores(
         ),
         "ASR": victim_flip_rate(triggered_pred, triggered_labels, victim, target),
     }
+
+
+#: Where this module's scoring departs from the authors' code (Maxproto/IBA@c32bc92).
+DEVIATIONS = (
+    Deviation(
+        item="Inference for the scores",
+        authors="every val image resized to (8*(h//8)+9)x(8*(w//8)+9), i.e. 1033x521, and its "
+        "softmax averaged with that of its horizontal flip; labels resized with nearest "
+        "(Maxproto/IBA@c32bc92 tool/test.py:139-163, 199-215, 243-246)",
+        ours="one forward pass per image at the working resolution, no flip averaging",
+        why="the resize fits PSPNet's output stride, which our network does not have; flip "
+        "averaging is a test-time ensemble, not part of the attack, and every model here is "
+        "scored alike",
+        claims=("victim-flips-benign-intact", "low-rate-order", "distance-decay"),
+        where=("backdoorbook.evaluation.segmentation.predict_maps",),
+    ),
+    Deviation(
+        item="Images scored for PBA and ASR",
+        authors="all val images: those with a victim pixel triggered where a centre exists "
+        "(scored untriggered otherwise), the others clean; ASR pools every victim pixel "
+        "(Maxproto/IBA@c32bc92 tool/test.py:70-71, 264-300; util/dataset.py:69-72)",
+        ours="only the triggered images: those with at least min_victim_pixels victim pixels "
+        "and a valid trigger position",
+        why="an image without a trigger cannot show the backdoor; pooling its pixels in would "
+        "mix the clean error rate into ASR and PBA",
+        claims=("victim-flips-benign-intact", "low-rate-order", "distance-decay"),
+        where=("backdoorbook.evaluation.segmentation.segmentation_backdoor_scores",),
+    ),
+)

@@ -1,4 +1,11 @@
-"""Profiles of chapter 3 (IBA on CamVid)."""
+"""Profiles of chapter 3 (IBA on CamVid).
+
+The attack's sizes follow the authors' Cityscapes configuration at its working resolution,
+1024x512 (Maxproto/IBA, config/cityscapes/cityscapes_deeplabv3.yaml: a 55 px trigger, trigger
+centres at least 200 px from the border, a test-time NNI band (0, 60] px, 100,000 PRL pixels
+per label map), scaled to ours: lengths by the square root of the pixel ratio (0.1435 at
+120x90, 0.2871 at 240x180), counts by the ratio itself (0.0206, 0.0824).
+"""
 
 from __future__ import annotations
 
@@ -25,12 +32,14 @@ class Profile:
             chapter).
         batch_size: batch size of the clean pre-training.
         poison_rates: fractions of the training set that are poisoned.
-        trigger_size: side of the square trigger (pixels).
-        margin: minimum trigger distance to the image border (pixels).
-        nni_band: NNI's (L, U) band for the trigger-centre distance to the victim (pixels).
-        prl_pixels: pixels relabelled by PRL per poisoned label map.
+        trigger_size: side of the square trigger (pixels, odd).
+        margin: minimum distance of the trigger centre to the image border (pixels).
+        nni_band: NNI's band (L, U] for the trigger centre's Chebyshev distance to the victim
+            (pixels).
+        prl_pixels: positions relabelled by PRL in every training label map.
         min_victim_pixels: images with fewer victim pixels are neither poisoned nor tested for ASR.
-        distance_bands: test-time (L, U) bands for the ASR-against-distance sweep (pixels).
+        distance_bands: test-time bands (L, U] of the Chebyshev distance for the
+            ASR-against-distance sweep (pixels).
         threads: torch threads (``None``: every core).
     """
 
@@ -77,12 +86,13 @@ CI = Profile(
     ship_compared_models=True,  # seven 60-epoch trainings exceed a CPU chapter's minutes
     batch_size=32,
     poison_rates=(0.1, 0.2),  # the reviewers' 10 % and a higher rate
-    trigger_size=8,  # 64 px: 0.6 % of a 120x90 image, the paper's share
-    margin=4,  # keeps the trigger off the border at this resolution
-    nni_band=(5.0, 15.0),  # the paper's U = 60 px on half-scale Cityscapes, scaled to 120x90
-    prl_pixels=500,  # about 5 % of the pixels of a 120x90 label map
+    trigger_size=7,  # 55 x 0.1435 = 7.9: the nearest odd side (0.45 % of the image; theirs 0.58 %)
+    margin=29,  # 200 x 0.1435: centres in rows 29-60 and columns 29-90
+    nni_band=(0.0, 9.0),  # their test band (0, 60] x 0.1435; the code has no training band
+    prl_pixels=2060,  # 100,000 x 0.0206: 19 % of the pixels, as theirs
     min_victim_pixels=30,  # a car of at least 30 pixels
-    distance_bands=((5, 10), (10, 20), (20, 30), (30, 45), (45, 70)),  # near to far at 120x90
+    # near to far: the margin keeps centres within ~25 px of most cars (median farthest: 25 px)
+    distance_bands=((0, 8), (8, 16), (16, 24), (24, 32), (32, 48)),
     threads=None,  # every core: convolutions parallelise well
 )
 PAPER = replace(
@@ -95,11 +105,11 @@ PAPER = replace(
     ship_compared_models=False,
     batch_size=16,
     poison_rates=(0.05, 0.1, 0.2),
-    trigger_size=16,
-    margin=8,
-    nni_band=(10.0, 30.0),
-    prl_pixels=2000,
+    trigger_size=15,  # 55 x 0.2871 = 15.8: the nearest odd side
+    margin=57,  # 200 x 0.2871
+    nni_band=(0.0, 17.0),  # 60 x 0.2871
+    prl_pixels=8240,  # 100,000 x 0.0824
     min_victim_pixels=120,
-    distance_bands=((10, 20), (20, 40), (40, 60), (60, 90), (90, 140)),
+    distance_bands=((0, 16), (16, 32), (32, 48), (48, 64), (64, 96)),
 )
 PROFILES = {"ci": CI, "paper": PAPER}
