@@ -64,3 +64,26 @@ def test_loading_records_the_seed_each_artifact_was_trained_with(tmp_path):
     save_artifact("seeded", {"w": torch.zeros(2)}, record, directory=tmp_path)
     load_artifact("seeded", tmp_path)
     assert used_artifact_seeds()["seeded"] == 7
+
+
+def test_a_recipe_run_with_python_m_records_its_module_name(monkeypatch):
+    import sys
+    import types
+
+    from backdoorbook.artifacts import provenance
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="backdoorbook.recipes.cifar_targets")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    record = provenance(
+        "__main__",
+        recipe={},
+        seed=0,
+        device=torch.device("cpu"),
+        wall_time_s=1,
+        argv=["--models", "vgg"],
+        commit="a" * 40,
+    )
+    assert record["recipe_module"] == "backdoorbook.recipes.cifar_targets"
+    assert record["command"] == "python -m backdoorbook.recipes.cifar_targets --models vgg"
+    assert record["commit"] == "a" * 40

@@ -17,6 +17,7 @@ from backdoorbook.models.sam import (
     mask_logits,
 )
 from backdoorbook.recipes import mini_sam as pretrain_sam
+from backdoorbook.recipes.common import RunContext
 from backdoorbook.training.losses import mask_loss
 
 reference = importlib.import_module(
@@ -172,10 +173,14 @@ def test_pretraining_recipe_resumes_and_writes_a_verified_artifact(tmp_path):
         steps=2, batch_size=2, images=8, eval_examples=4, checkpoint_every=1
     )
     checkpoint = tmp_path / "checkpoints" / "sam_smoke.safetensors"
-    path = pretrain_sam.train(recipe, "sam_smoke", checkpoint=checkpoint, directory=tmp_path)
+    run = RunContext(commit="0" * 40, device=torch.device("cpu"), threads=1)
+    path = pretrain_sam.train(
+        recipe, "sam_smoke", run=run, checkpoint=checkpoint, directory=tmp_path
+    )
     assert path.exists() and not checkpoint.exists()  # the checkpoint goes once the artifact exists
     record = artifact_provenance("sam_smoke", tmp_path)
     assert record["recipe_module"] == "backdoorbook.recipes.mini_sam" and record["steps"] == 2
+    assert record["commit"] == "0" * 40  # the commit checked at the start of the run
     assert set(record["quality"]) >= {"box_prompt_iou", "point_prompt_iou"}
     sam = build_sam("mini")
     sam.load_state_dict(load_artifact("sam_smoke", tmp_path))

@@ -78,6 +78,7 @@ def provenance(
     quality: dict | None = None,
     images_seen: int | None = None,
     argv: list[str] | None = None,
+    commit: str | None = None,
     **fields,
 ) -> dict:
     """The one provenance record of a recipe's artifact (:func:`save_artifact` adds file facts).
@@ -88,18 +89,22 @@ def provenance(
         seed, device, wall_time_s: how it ran; ``images_seen`` gives the throughput.
         quality: the testbed's measured bar (held-out scores), keyed as the recipe documents.
         argv: the command-line arguments (default ``sys.argv[1:]``).
+        commit: the commit the run started from (default: the checkout's now). A recipe passes
+            the commit it checked at its start, before its own artifacts changed the tree.
         fields: anything else the artifact's loader or chapter reads (e.g. a victim's trigger).
 
     The record also holds the commit, the sha256 and the code fingerprint
     (:func:`code_fingerprint`) of every package source file that ran, the checksums of the data
     files read and of the artifacts loaded, and the package versions.
     """
+    if recipe_module == "__main__":  # run as ``python -m backdoorbook.recipes.<name>``
+        recipe_module = sys.modules["__main__"].__spec__.name
     argv = sys.argv[1:] if argv is None else argv
     sources, fingerprints = source_hashes(loaded_sources())
     record = {
         "recipe_module": recipe_module,
         "command": " ".join(["python -m", recipe_module, *argv]),
-        "commit": runtime.git_commit(),
+        "commit": commit or runtime.git_commit(),
         "sources": sources,
         "code_fingerprints": fingerprints,
         "data_checksums": used_checksums(),

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from segment_anything.modeling import Sam
 
-from .. import artifacts
+from .. import artifacts, runtime
 from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_or_train
 from ..attacks.badsam import adapt, poison_fine_tuning_set
 from ..book.profiles import get_profile, recipe_of
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         SAM_CONFIGS[cfg.sam_config].image_size, cfg.test_images, args.seed
     )
     for rate in args.rates if args.rates is not None else (0.0, *cfg.poison_rates):
-        start(args, args.seed)
+        runtime.seed_everything(args.seed)
         state, info = adapt_from_foundation(
             foundation, cfg, x_train, y_train, rate, device=run.device, seed=args.seed
         )
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             module=__name__,
             recipe=recipe_of(cfg),
             seed=args.seed,
-            device=run.device,
+            run=run,
             argv=argv,
             profile=args.profile,
             poison_rate=rate,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .. import data
+from .. import data, runtime
 from ..book.profiles import ch06_transferability
 from ..evaluation.classification import accuracy, predict
 from ..models.cifar_resnet import cifar_resnet
@@ -164,10 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = recipe_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args(argv)
+    run = start(args, RECIPES[args.models[0]].seed)
     tensors = cifar10_tensors()
     for key in args.models:
         recipe, name = RECIPES[key], artifact_name(key)
-        run = start(args, recipe.seed)
+        runtime.seed_everything(recipe.seed)
         state, info = train(
             recipe, *tensors, device=run.device, checkpoint=checkpoint_path(name), desc=name
         )
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             module=__name__,
             recipe=asdict(recipe),
             seed=recipe.seed,
-            device=run.device,
+            run=run,
             argv=argv,
             quality_bar=QUALITY_BARS.get(key),
         )

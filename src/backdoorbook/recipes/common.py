@@ -82,7 +82,7 @@ def ship(
     module: str,
     recipe: dict,
     seed: int,
-    device: torch.device,
+    run: RunContext,
     argv: list[str] | None,
     directory: Path = artifacts.ARTIFACTS_DIR,
     **fields,
@@ -90,7 +90,14 @@ def ship(
     """Write artifact ``name`` with its provenance record (:func:`backdoorbook.artifacts.provenance`
     of ``info`` and ``fields``), remove its checkpoint, and say what was written."""
     record = artifacts.provenance(
-        module, recipe=recipe, seed=seed, device=device, argv=argv, **info, **fields
+        module,
+        recipe=recipe,
+        seed=seed,
+        device=run.device,
+        argv=argv,
+        commit=run.commit,
+        **info,
+        **fields,
     )
     path = artifacts.save_artifact(name, state, record, directory)
     checkpoint_path(name).unlink(missing_ok=True)

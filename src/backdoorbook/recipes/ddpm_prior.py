@@ -38,7 +38,7 @@ from ..models.ddpm import DDPMConfig, ddpm_scheduler, ddpm_unet, load_ddpm_artif
 from ..tensors import to_image_tensor
 from ..training.checkpoint import load_state, save_state
 from ..training.optim import build_optimiser
-from .common import checkpoint_path, recipe_parser, ship, start
+from .common import RunContext, checkpoint_path, recipe_parser, ship, start
 
 #: The testbed bar: images seen in training (about 20,000 steps at batch 64).
 IMAGES_SEEN_BAR = 1_300_000
@@ -209,7 +209,7 @@ def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool
     return meta["step"] >= recipe.steps
 
 
-def export(recipe: Recipe, name: str, device: torch.device) -> None:
+def export(recipe: Recipe, name: str, run: RunContext) -> None:
     """Measure the finished run's EMA weights and ship them as artifact ``name``; remove the
     checkpoint."""
     state = load_state(checkpoint_path(name))
@@ -234,7 +234,7 @@ def export(recipe: Recipe, name: str, device: torch.device) -> None:
         module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
-        device=device,
+        run=run,
         argv=None,
         steps=meta["step"],
         training_commits=meta["commits"],
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     elif train(recipe, name, until=args.until):
-        export(recipe, name, run.device)
+        export(recipe, name, run)
 
 
 if __name__ == "__main__":

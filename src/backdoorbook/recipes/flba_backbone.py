@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
-        device=run.device,
+        run=run,
         argv=argv,
     )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .. import artifacts
+from .. import artifacts, runtime
 from ..artifacts import ARTIFACTS_DIR, load_or_train
 from ..attacks.iba import (
     METHODS,
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         name = cfg.compared_artifact(*key)
         if args.only is not None and name not in args.only:
             continue
-        start(args, args.seed)
+        runtime.seed_everything(args.seed)
         state, info = train_from_clean(
             clean_state,
             sets[key],
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             module=__name__,
             recipe=recipe_of(cfg),
             seed=args.seed,
-            device=run.device,
+            run=run,
             argv=argv,
             profile=args.profile,
             method=key[0],

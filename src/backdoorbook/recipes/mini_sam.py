@@ -35,7 +35,7 @@ from ..models.sam import SAM_CONFIGS, build_sam, mask_logits
 from ..training.checkpoint import load_state, save_state
 from ..training.losses import mask_loss
 from ..training.optim import build_optimiser
-from .common import checkpoint_path, recipe_parser, ship, start
+from .common import RunContext, checkpoint_path, recipe_parser, ship, start
 
 MIN_AREA_FRACTION = 0.005  # regions smaller than 0.5 % of the image are not used as examples
 
@@ -175,7 +175,7 @@ def train(
     recipe: Recipe,
     name: str,
     *,
-    device: torch.device | str = "cpu",
+    run: RunContext,
     checkpoint: Path | None = None,
     directory: Path = ARTIFACTS_DIR,
     argv: list[str] | None = None,
@@ -200,6 +200,7 @@ def train(
         flush=True,
     )
 
+    device = run.device
     sam = build_sam(config).to(device).train()
     opt, schedule = build_optimiser(
         sam.parameters(),
@@ -272,7 +273,7 @@ def train(
         module=__name__,
         recipe=asdict(recipe),
         seed=recipe.seed,
-        device=torch.device(device),
+        run=run,
         argv=argv,
         directory=directory,
         steps=step,
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = recipe_parser(__doc__.splitlines()[0]).parse_args(argv)
     recipe = Recipe()
     run = start(args, recipe.seed)
-    return train(recipe, ch01_badsam.CI.foundation_artifact, device=run.device, argv=argv)
+    return train(recipe, ch01_badsam.CI.foundation_artifact, run=run, argv=argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import runtime
 from ..artifacts import ARTIFACTS_DIR, ArtifactError, artifact_provenance, load_artifact
 from ..attacks.poisoning import (
     Trigger,
@@ -266,9 +267,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = recipe_parser(__doc__.splitlines()[0])
     parser.add_argument("--victims", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args(argv)
+    run = start(args, RECIPES[args.victims[0]].seed)
     for name in args.victims:
         recipe = RECIPES[name]
-        run = start(args, recipe.seed)
+        runtime.seed_everything(recipe.seed)
         state, info = train(recipe, run.device)
         ship(
             name,
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             module=__name__,
             recipe=asdict(recipe),
             seed=recipe.seed,
-            device=run.device,
+            run=run,
             argv=argv,
         )
 
