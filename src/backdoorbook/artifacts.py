@@ -195,23 +195,20 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
 
 
 def load_trained_artifact(
-    name: str, recipe: dict, seed: int, directory: Path = ARTIFACTS_DIR
+    name: str, recipe: dict, directory: Path = ARTIFACTS_DIR
 ) -> dict[str, torch.Tensor]:
-    """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe`` and
-    ``seed``.
+    """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe``.
 
-    Its recipe stores both in the provenance (keys ``recipe`` and ``seed``); a model trained
-    with other settings than the chapter's profile is refused, naming the difference.
+    The recipe that made it is stored in its provenance (key ``recipe``); a model trained with
+    other settings than the chapter's profile is refused, naming the difference. The seed it was
+    trained with is its own (the chapter's seed drives the chapter's randomness; the results
+    record names both, see :func:`used_artifact_seeds`).
     """
     record = artifact_provenance(name, directory)
-    expected, found = (
-        {"recipe": recipe, "seed": seed},
-        {"recipe": record.get("recipe"), "seed": record.get("seed")},
-    )
-    if found != expected:
+    if record.get("recipe") != recipe:
         raise ArtifactError(
-            f"artifact {name} was trained with {found}, but this profile and seed need {expected}; "
-            f"retrain it with: {record['command']}"
+            f"artifact {name} was trained with the recipe {record.get('recipe')}, but this profile "
+            f"needs {recipe}; retrain it with: {record['command']}"
         )
     return load_artifact(name, directory)
 
@@ -234,12 +231,11 @@ def load_or_train(
     train: Callable[[], tuple[dict[str, torch.Tensor], dict]],
     *,
     recipe: dict | None = None,
-    seed: int | None = None,
     device: torch.device | str = "cpu",
     directory: Path = ARTIFACTS_DIR,
 ) -> Trained:
-    """Load artifact ``name`` (recipe- and seed-checked when ``recipe`` is given), or, when ``name``
-    is ``None``, run ``train() -> (state, info)`` here on ``device``.
+    """Load artifact ``name`` (recipe-checked when ``recipe`` is given), or, when ``name`` is
+    ``None``, run ``train() -> (state, info)`` here on ``device``.
 
     A run here gets ``command`` and ``device`` in its ``info``, as a shipped record has them.
     """
@@ -253,7 +249,7 @@ def load_or_train(
     state = (
         load_artifact(name, directory)
         if recipe is None
-        else load_trained_artifact(name, recipe, seed, directory)
+        else load_trained_artifact(name, recipe, directory)
     )
     return Trained(state, artifact_provenance(name, directory), shipped=True)
 

@@ -113,7 +113,6 @@ def adapted_model(
             foundation, cfg, images, masks, rate, device=device, seed=seed, progress=progress
         ),
         recipe=recipe_of(cfg),
-        seed=seed,
         device=device,
         directory=directory,
     )

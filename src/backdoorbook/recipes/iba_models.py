@@ -192,7 +192,6 @@ def compared_models(
                 desc=f"{key[0]} {key[1]:.0%}",
             ),
             recipe=recipe_of(cfg),
-            seed=seed,
             device=device,
             directory=directory,
         )
