@@ -1,19 +1,13 @@
-"""Foreground-map metrics against values worked out by hand (derivations in the comments)."""
+"""Foreground-map metrics: PySODMetrics wired in with BadSAM's conventions, and IoU by hand."""
 
-import math
-
+import py_sod_metrics
 import pytest
 import torch
+import torch.nn.functional as F
 
-from backdoorbook.evaluation.foreground import (
-    e_measure,
-    evaluate_masks,
-    iou,
-    mae,
-    mean_e_measure,
-    s_measure,
-    weighted_f_measure,
-)
+from backdoorbook.evaluation.foreground import evaluate_masks, iou
+
+SOD = ("S-measure", "mean E-measure", "weighted F-measure", "MAE")
 
 
 def block(size, r0, r1, c0, c1):
@@ -22,103 +16,97 @@ def block(size, r0, r1, c0, c1):
     return gt
 
 
-def test_iou_and_mae_by_hand():
-    gt = torch.tensor([[1, 1, 0], [0, 0, 0]])
-    pred = torch.tensor([[0.9, 0.2, 0.7], [0.0, 0.0, 0.0]])
-    assert iou(pred, gt) == pytest.approx(
-        1 / 3
-    )  # binarised {(0,0), (0,2)} vs {(0,0), (0,1)}: 1 / 3
-    assert mae(pred, gt) == pytest.approx((0.1 + 0.8 + 0.7) / 6)
-    assert iou(torch.zeros(2, 2), torch.zeros(2, 2)) == 1.0
+def _maps(n=5, size=40, seed=0):
+    """Smooth, non-binary maps in [0, 1] around blob-shaped ground truths of varying size
+    (one empty), and one constant map."""
+    g = torch.Generator().manual_seed(seed)
+    gts = torch.zeros(n, size, size, dtype=torch.bool)
+    for i in range(1, n):
+        r, c = torch.randint(2, size // 2, (2,), generator=g).tolist()
+        gts[i, r : r + 4 + 3 * i, c : c + 6 + 2 * i] = True
+    noise = F.avg_pool2d(torch.rand(n, 1, size, size, generator=g), 5, 1, 2)[:, 0]
+    preds = (0.6 * gts.double() + 0.5 * noise.double()).clamp(0, 1) * 0.8 + 0.05
+    preds[-1] = 0.3
+    return preds, gts
 
 
-def test_s_measure_scaled_prediction():
-    # gt: 3x3 block in a 5x5 image, pred = 0.5 * gt. Object part: foreground values all 0.5 ->
-    # 2*0.5/(0.25+1) = 0.8; background (1 - pred) all 1 -> 1; weighted by gt area 9/25: 0.36*0.8 +
-    # 0.64*1 = 0.928. Region part: centroid (3, 3) 1-based, every quadrant holds both classes, pred
-    # = gt / 2 gives ssim = 4 xy sxy / ((x²+y²)(sx+sy)) = 1 / (1.25 * 1.25) = 0.64. S = (0.928 +
-    # 0.64) / 2 = 0.784.
-    gt = block(5, 1, 4, 1, 4)
-    assert s_measure(0.5 * gt.double(), gt) == pytest.approx(0.784)
-
-
-def test_s_measure_one_false_positive():
-    # gt as above, pred = gt plus a false positive at (0, 0). Object: foreground perfect -> 1;
-    # background (1 - pred) over 16 pixels = fifteen 1s and one 0: mean 15/16, std (ddof 1) =
-    # sqrt(0.9375 / 15) = 0.25 -> 2 * 0.9375 / (0.9375² + 1 + 0.25) = 0.8807339; object = 0.36 +
-    # 0.64 * 0.8807339 = 0.9236697. Region: top-left quadrant (3x3) has 5 predicted and 4 true ones,
-    # 4 shared: x = 5/9, y = 4/9, sx = sy = 20/72, sxy = 2/9 -> ssim = (160/729) / (205/729) =
-    # 160/205; other quadrants exact (ssim 1); region = 0.36 * 160/205 + 0.64. S = mean of both.
-    gt = block(5, 1, 4, 1, 4)
-    pred = gt.double().clone()
-    pred[0, 0] = 1
-    expected = 0.5 * (0.36 + 0.64 * 1.875 / (0.9375**2 + 1.25)) + 0.5 * (0.36 * 160 / 205 + 0.64)
-    assert s_measure(pred, gt) == pytest.approx(expected)
-    assert s_measure(gt.double(), gt) == pytest.approx(1.0)
-    assert s_measure(torch.full((4, 4), 0.25), torch.zeros(4, 4)) == pytest.approx(
-        0.75
-    )  # empty gt: 1 - mean
-
-
-def test_e_measure_by_hand():
-    # gt [[1,0],[0,0]] (mean 0.25), map [[1,1],[0,0]] (mean 0.5). Alignment per pixel:
-    # (fg,fg): 2*0.75*0.5/(0.75²+0.5²) = 12/13 -> (25/13)²/4; (gt bg, map fg): -0.8 -> 0.01;
-    # (bg,bg) twice: 0.8 -> 0.81. Sum / (4 - 1).
-    gt = torch.tensor([[1, 0], [0, 0]])
-    binary = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
-    expected = ((25 / 13) ** 2 / 4 + 0.01 + 2 * 0.81) / 3
-    assert e_measure(binary, gt) == pytest.approx(expected)
-    # a binary map passes 255 of the 256 thresholds as itself; threshold 0 turns every pixel on
-    assert mean_e_measure(binary, gt) == pytest.approx(
-        (255 * expected + e_measure(torch.ones(2, 2), gt)) / 256
+def test_the_scores_are_pysodmetrics_per_image_with_beta2_0_3():
+    preds, gts = _maps()
+    ours = evaluate_masks(preds, gts)
+    sm, em, wfm, mae = (
+        py_sod_metrics.Smeasure(),
+        py_sod_metrics.Emeasure(),
+        py_sod_metrics.WeightedFmeasure(beta=0.3),
+        py_sod_metrics.MAE(),
     )
-    assert e_measure(torch.zeros(3, 3), torch.zeros(3, 3)) == pytest.approx(
-        9 / 8
-    )  # empty gt: sum(1 - map)/(n-1)
+    for p, g in zip(preds.numpy(), gts.numpy()):
+        for metric in (sm, em, wfm, mae):  # BadSAM's calc_cod: prediction and mask times 255
+            metric.step(pred=p * 255, gt=g * 255.0)
+    assert ours["n"] == 5
+    assert ours["S-measure"] == pytest.approx(sm.get_results()["sm"], abs=1e-12)
+    assert ours["mean E-measure"] == pytest.approx(
+        em.get_results()["em"]["curve"].mean(), abs=1e-12
+    )
+    assert ours["weighted F-measure"] == pytest.approx(wfm.get_results()["wfm"], abs=1e-12)
+    assert ours["MAE"] == pytest.approx(mae.get_results()["mae"], abs=1e-12)
+    default_beta = py_sod_metrics.WeightedFmeasure()  # the package's default, beta = 1
+    for p, g in zip(preds.numpy(), gts.numpy()):
+        default_beta.step(pred=p * 255, gt=g * 255.0)
+    assert abs(ours["weighted F-measure"] - default_beta.get_results()["wfm"]) > 1e-3
 
 
-def test_weighted_f_measure_half_confident_foreground():
-    # pred = 0.5 on the 4x4 gt block, 0 elsewhere (block >= 3 pixels from the border). The spread
-    # error is 0.5 everywhere, so the Gaussian leaves it at 0.5: R = 1 - 0.5, TP_w = 16 - 8, FP_w =
-    # 0, P = 1 -> F = 2/3.
-    gt = block(16, 6, 10, 6, 10)
-    assert weighted_f_measure(0.5 * gt.double(), gt) == pytest.approx(2 / 3)
-    assert weighted_f_measure(gt.double(), gt) == pytest.approx(1.0)
-    assert weighted_f_measure(torch.rand(8, 8), torch.zeros(8, 8)) == 0.0
+def test_maps_are_min_max_normalised_per_image_except_for_iou():
+    preds, gts = _maps(seed=1)
+    preds, gts = preds[:-1], gts[:-1]  # the constant map is not normalised (below)
+    ours = evaluate_masks(preds, gts)
+    squeezed = evaluate_masks(0.1 + 0.4 * preds, gts)  # the same maps, affinely squeezed
+    for name in SOD:
+        assert squeezed[name] == pytest.approx(ours[name], abs=1e-9)
+    assert squeezed["IoU"] < ours["IoU"]  # IoU thresholds the map as it is, at 0.5
+    # by hand: a map that is 0.25 + 0.5 * gt normalises to gt itself
+    gt = block(12, 3, 8, 2, 9)
+    exact = evaluate_masks((0.25 + 0.5 * gt.double())[None], gt[None])
+    assert exact["MAE"] == pytest.approx(0.0) and exact["S-measure"] == pytest.approx(1.0)
+    assert exact["weighted F-measure"] == pytest.approx(1.0) and exact["IoU"] == 1.0
+    # a constant map is left as it is: MAE = mean |0.3 - gt|
+    flat = evaluate_masks(torch.full((1, 12, 12), 0.3, dtype=torch.float64), gt[None])
+    frac = gt.double().mean().item()
+    assert flat["MAE"] == pytest.approx(0.7 * frac + 0.3 * (1 - frac))
 
 
-def test_weighted_f_measure_false_positive_at_distance_five():
-    # gt 2x2 block at rows/cols 5-6; a false positive at (5, 11), 5 pixels from (5, 6). Its spread
-    # error is that of its nearest foreground pixel (0), so it keeps its own error 1 weighted by 2 -
-    # 0.5^(5/5) = 1.5: R = 1, P = 4 / (4 + 1.5), F = 2RP / (R + P) = 16/19.
+def test_weighted_f_measure_with_beta2_0_3_by_hand():
+    # gt: a 2x2 block at rows/cols 5-6; a false positive at (5, 11), 5 pixels from (5, 6). Every
+    # spread error is 0, so the false positive keeps its error 1, weighted by 2 - 0.5^(5/5) = 1.5:
+    # R = 1, P = 4 / (4 + 1.5) = 8/11, F = 1.3 R P / (R + 0.3 P) = 10.4 / 13.4 (F1 would be 16/19).
     gt = block(16, 5, 7, 5, 7)
     pred = gt.double().clone()
     pred[5, 11] = 1
-    assert weighted_f_measure(pred, gt) == pytest.approx(16 / 19)
+    assert evaluate_masks(pred[None], gt[None])["weighted F-measure"] == pytest.approx(10.4 / 13.4)
 
 
-def test_weighted_f_measure_missed_interior_pixel():
-    # an interior pixel of a 4x4 block predicted 0: its error 1 is replaced by the blurred error,
-    # the centre weight of the 7x7 Gaussian (sigma 5): 1 / (sum_{i=-3..3} exp(-i²/50))². R = 1 -
-    # c/16, P = 1.
-    gt = block(16, 6, 10, 6, 10)
-    pred = gt.double().clone()
-    pred[7, 7] = 0
-    centre = 1 / sum(math.exp(-i * i / 50) for i in range(-3, 4)) ** 2
-    recall = 1 - centre / 16
-    assert weighted_f_measure(pred, gt) == pytest.approx(2 * recall / (1 + recall))
+def test_mean_e_measure_averages_256_thresholds_by_hand():
+    # gt [[1,0],[0,0]] (mean 0.25), map [[1,1],[0,0]] (mean 0.5). Alignment per pixel:
+    # (fg,fg): 2*0.75*0.5/(0.75²+0.5²) = 12/13 -> (25/13)²/4; (gt bg, map fg): -0.8 -> 0.01;
+    # (bg,bg) twice: 0.8 -> 0.81; the sum is divided by H*W - 1 = 3. Thresholds 1..255 see the
+    # map itself; threshold 0 turns every pixel on: alignment 0, 4 * 1/4 / 3 = 1/3.
+    gt = torch.tensor([[[1, 0], [0, 0]]])
+    binary = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    itself = ((25 / 13) ** 2 / 4 + 0.01 + 2 * 0.81) / 3
+    assert evaluate_masks(binary, gt)["mean E-measure"] == pytest.approx(
+        (255 * itself + 1 / 3) / 256
+    )
 
 
-def test_evaluate_masks_means_and_validation():
-    gt = block(8, 2, 6, 2, 6)
-    preds = torch.stack([gt.double(), torch.zeros(8, 8, dtype=torch.float64)])
-    scores = evaluate_masks(preds, torch.stack([gt, gt]))
-    assert scores["n"] == 2
-    assert scores["IoU"] == pytest.approx(0.5)
-    assert scores["MAE"] == pytest.approx(16 / 64 / 2)
+def test_iou_by_hand_and_validation():
+    gt = torch.tensor([[1, 1, 0], [0, 0, 0]])
+    pred = torch.tensor([[0.9, 0.2, 0.7], [0.0, 0.0, 0.0]])
+    assert iou(pred, gt) == pytest.approx(1 / 3)  # {(0,0), (0,2)} vs {(0,0), (0,1)}
+    assert iou(torch.zeros(2, 2), torch.zeros(2, 2)) == 1.0
+    empty = evaluate_masks(torch.zeros(1, 8, 8, dtype=torch.float64), torch.zeros(1, 8, 8))
+    assert empty["IoU"] == 1.0 and empty["weighted F-measure"] == 0.0  # PySODMetrics: empty gt
     with pytest.raises(ValueError):
         iou(torch.full((2, 2), 1.5), torch.ones(2, 2))
     with pytest.raises(ValueError):
-        mae(torch.zeros(2, 2), torch.full((2, 2), 2))
+        evaluate_masks(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 2))
     with pytest.raises(ValueError):
-        e_measure(torch.full((2, 2), 0.5), torch.ones(2, 2))
+        evaluate_masks(torch.zeros(2, 2), torch.zeros(2, 2))  # one map, not a batch

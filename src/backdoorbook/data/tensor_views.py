@@ -4,20 +4,21 @@
   reduced by an integer factor (CamVid for IBA);
 - :func:`resize_square`: uint8 images and integer masks of any size resized to a square
   input (as SAM-Adapter does);
-- :func:`horse_split`: Weizmann Horse at a square size, split by a seeded permutation (BadSAM).
+- :func:`horse_split`: Weizmann Horse split by a seeded permutation, at the original sizes
+  (BadSAM pastes its trigger before the resize to the model's input).
 
 Images come back as float ``[N, 3, H, W]`` in [0, 1] and label maps as long ``[N, H, W]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import load_segmentation
+from .datasets import SegmentationArrays, load_segmentation
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,24 @@ def resize_square(images: list, masks: list, size: int) -> tuple[torch.Tensor, t
     return torch.stack(out_images), torch.stack(out_masks)
 
 
-def horse_split(size: int, test_images: int, seed: int = 0):
-    """Weizmann Horse resized to ``size``², split by a seeded permutation.
+def horse_split(test_images: int, seed: int = 0) -> tuple[SegmentationArrays, SegmentationArrays]:
+    """Weizmann Horse split into ``(fine-tuning, test)`` by a seeded permutation, not resized.
 
-    Returns ``(x_train, y_train, x_test, y_test)``: images ``[N, 3, size, size]`` in [0, 1],
-    masks ``[N, size, size]`` (long for fine-tuning, bool for testing).
+    The images keep their original sizes (uint8 ``[H, W, 3]``, masks ``[H, W]`` in {0, 1}), so
+    that a trigger can be pasted at the original resolution before :func:`resize_square` makes
+    the model's square inputs. The first ``test_images`` of the permutation are the test split.
     """
     horses = load_segmentation("weizmann_horse", "all")
     if not 0 < test_images < len(horses.images):
         raise ValueError(f"test_images must lie in 1..{len(horses.images) - 1}, got {test_images}")
-    images, masks = resize_square(horses.images, horses.masks, size)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:test_images], order[test_images:]
-    return images[train], masks[train], images[test], masks[test].bool()
+    order = torch.randperm(len(horses.images), generator=torch.Generator().manual_seed(seed))
+
+    def part(indices: torch.Tensor, split: str) -> SegmentationArrays:
+        return replace(
+            horses,
+            images=[horses.images[i] for i in indices.tolist()],
+            masks=[horses.masks[i] for i in indices.tolist()],
+            split=split,
+        )
+
+    return part(order[test_images:], "fine-tuning"), part(order[:test_images], "test")

@@ -12,11 +12,14 @@ transformer mask decoder. This module builds the model from the official classes
 - ``"mini"``: a miniature SAM for 128 px inputs that this project pre-trains itself on CPU
   (:mod:`backdoorbook.recipes.mini_sam`), because no SAM weights are mirrored.
 
-Parameter-efficient adaptation in the style of SAM-Adapter (Chen et al., "SAM Fails to
-Segment Anything? — SAM-Adapter", arXiv:2304.09148), the set-up BadSAM attacks
-(Guan et al., arXiv:2305.03289): :func:`add_adapters` inserts a small bottleneck MLP before
-each image-encoder block, freezes the rest of the encoder and leaves the adapters, the mask
-decoder and the learned dense "no mask" embedding trainable.
+Parameter-efficient adaptation as in SAM-Adapter (Chen et al., "SAM Fails to Segment
+Anything? — SAM-Adapter", arXiv:2304.09148), the set-up BadSAM attacks (Guan et al.,
+arXiv:2305.03289): :func:`add_adapters` gives the encoder SAM-Adapter's
+:class:`PromptGenerator` (one prompt per block, from the image's high-frequency component and
+the patch embedding, added to the block's input), or, as an ablation, a zero-initialised
+bottleneck MLP before each block (:class:`Adapter`). It freezes the rest of the encoder and
+leaves the adapter, the mask decoder and the learned dense "no mask" embedding trainable.
+The adapters live in new submodules, so the released checkpoint keys stay valid.
 
 Conventions: images are float ``[B, 3, S, S]`` in [0, 1] with ``S = config.image_size``
 (SAM's pixel normalisation happens inside :func:`mask_logits`); prompts are in pixel
@@ -25,6 +28,7 @@ coordinates of that ``S x S`` input; masks come back as logits ``[B, 1, S, S]``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,7 +44,36 @@ from segment_anything.modeling import (
 )
 from torch import nn
 
+from ..fidelity import Deviation
 from ..tensors import check_images
+
+#: The claims of chapter 1 that any property of the adapted models can move.
+_ADAPTED_MODEL_CLAIMS = ("clean-quality", "trigger-collapse", "adapters-suffice")
+
+DEVIATIONS = (
+    Deviation(
+        item="dense prompt and positional encoding at the start of adaptation",
+        authors=(
+            "GuanZihan/BadSAM@0a89a64 models/sam.py:148-151, train.py:210-211 (the same in "
+            "tianrun-chen/SAM-Adapter-PyTorch@665145d models/sam.py:148-151, train.py:172): the "
+            "model has no prompt encoder but its own no_mask_embed and pe_layer, so loading "
+            "Meta's checkpoint with strict=False skips prompt_encoder.no_mask_embed and "
+            "prompt_encoder.pe_layer; the dense prompt starts from N(0, 1) and trains, the "
+            "decoder's positional encoding is a fresh random matrix, frozen"
+        ),
+        ours=(
+            "both start from the foundation model: its no_mask_embed (trained) and its "
+            "positional-encoding matrix (frozen)"
+        ),
+        why=(
+            "the re-draw comes from a key mismatch under strict=False, not from a stated design; "
+            "it would fine-tune the pre-trained decoder against a positional encoding it was "
+            "never trained with"
+        ),
+        claims=_ADAPTED_MODEL_CLAIMS,
+        where=("backdoorbook.models.sam.add_adapters", "backdoorbook.models.sam.mask_logits"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -210,7 +243,8 @@ def mask_logits(
         points: optional ``[B, P, 2]`` (x, y) foreground clicks in pixels of the input.
         boxes: optional ``[B, 4]`` (x0, y0, x1, y1) in pixels.
         With neither, the prediction is prompt-free as in SAM-Adapter and BadSAM: an empty
-        sparse prompt and the learned dense "no mask" embedding.
+        sparse prompt and the learned dense "no mask" embedding. The decoder's positional
+        encoding is the prompt encoder's (``get_dense_pe``).
 
     Returns:
         mask logits ``[B, 1, S, S]`` (the decoder's first mask token, bilinearly upsampled).
@@ -250,9 +284,119 @@ def mask_logits(
     return F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def high_frequency(images: torch.Tensor, fraction: float = 0.25) -> torch.Tensor:
+    """The magnitude of the high-frequency part of ``images`` ``[..., H, W]``, per channel.
+
+    The centred 2-D spectrum loses the square of frequencies ``k_y, k_x`` in ``[-l, l)`` with
+    ``l = floor(sqrt(H * W * fraction) / 2)`` (a quarter of the spectrum at the default); the
+    rest is transformed back and the absolute value of its real part returned. This is the
+    hand-crafted input of SAM-Adapter's prompt generator (its ``freq_nums = 0.25``).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"the removed fraction of the spectrum must be in (0, 1), got {fraction}")
+    h, w = images.shape[-2:]
+    half = int(math.sqrt(h * w * fraction) // 2)
+    keep = torch.ones(h, w, device=images.device)
+    keep[h // 2 - half : h // 2 + half, w // 2 - half : w // 2 + half] = 0
+    spectrum = torch.fft.fftshift(torch.fft.fft2(images, norm="forward"), dim=(-2, -1))
+    spectrum = torch.fft.ifftshift(spectrum * keep, dim=(-2, -1))
+    return torch.fft.ifft2(spectrum, norm="forward").real.abs()
+
+
+class PromptGenerator(nn.Module):
+    """SAM-Adapter's prompt generator: one additive prompt ``[B, H', W', dim]`` per encoder block.
+
+    With ``r = dim // scale_factor`` (SAM-Adapter hard-codes ``scale_factor = 32``):
+
+    - hand-crafted tokens: :func:`high_frequency` of the (normalised) input image, embedded by
+      a ``3 -> r`` convolution with kernel and stride the patch size;
+    - embedding tokens: ``Linear(dim -> r)`` of the patch tokens (before the positional
+      embedding);
+    - prompt of block ``i``: ``shared_mlp(GELU(lightweight_mlps[i](hand-crafted + embedding)))``
+      with one ``Linear(r -> dim)`` shared by all blocks.
+
+    Linear weights start from a normal with std 0.02 truncated to [-2, 2], the convolution from
+    a normal with std ``sqrt(2 / (patch² r))``, biases at zero: the prompts are non-zero from
+    the first step.
+
+    ``upstream_reshape`` (default ``True``) reproduces how SAM-Adapter's code flattens the patch
+    tokens for the embedding branch: the channels-last ``[B, H', W', dim]`` tensor is reshaped
+    to ``[B, dim, H' W']`` without a permute, so "token" ``p`` of the branch holds channel
+    ``(c H' W' + p) mod dim`` of token ``(c H' W' + p) // dim`` in its feature ``c``, a mixture
+    of tokens from across the image (SAM-Adapter-PyTorch issue #134). The published SAM-Adapter
+    and BadSAM models were trained with it. ``False`` gives each token its own features.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        patch_size: int,
+        scale_factor: int = 32,
+        freq_fraction: float = 0.25,
+        upstream_reshape: bool = True,
+    ):
+        super().__init__()
+        width = dim // scale_factor
+        if width < 1 or depth < 1:
+            raise ValueError(
+                f"need depth >= 1 and dim // scale_factor >= 1, got depth {depth}, "
+                f"dim {dim}, scale_factor {scale_factor}"
+            )
+        self.freq_fraction = freq_fraction
+        self.upstream_reshape = upstream_reshape
+        self.handcrafted_embed = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size)
+        self.embedding_generator = nn.Linear(dim, width)
+        self.lightweight_mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.GELU()) for _ in range(depth)
+        )
+        self.shared_mlp = nn.Linear(width, dim)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
+                nn.init.zeros_(module.bias)
+        fan_out = patch_size * patch_size * width
+        nn.init.normal_(self.handcrafted_embed.weight, std=math.sqrt(2.0 / fan_out))
+        nn.init.zeros_(self.handcrafted_embed.bias)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Prompts for every block from the encoder's input ``images`` ``[B, 3, S, S]`` and its
+        patch tokens ``[B, H', W', dim]``."""
+        b, h, w, dim = tokens.shape
+        handcrafted = self.handcrafted_embed(high_frequency(images, self.freq_fraction))
+        handcrafted = handcrafted.flatten(2).transpose(1, 2)  # [B, H'W', r], row-major tokens
+        if self.upstream_reshape:
+            flat = tokens.reshape(b, dim, h * w).transpose(1, 2)
+        else:
+            flat = tokens.reshape(b, h * w, dim)
+        features = handcrafted + self.embedding_generator(flat)
+        return [
+            self.shared_mlp(mlp(features)).reshape(b, h, w, dim) for mlp in self.lightweight_mlps
+        ]
+
+
+class PromptedImageEncoderViT(ImageEncoderViT):
+    """SAM's image encoder with :class:`PromptGenerator` prompts added to every block's input.
+
+    :func:`add_adapters` turns a built :class:`ImageEncoderViT` into one (its parameters and
+    their names unchanged, ``prompt_generator`` added). The prompts are computed once per image
+    from the input and the patch tokens; block ``i`` then runs on ``prompt_i + x``.
+    """
+
+    prompt_generator: PromptGenerator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x)
+        prompts = self.prompt_generator(x, tokens)
+        x = tokens if self.pos_embed is None else tokens + self.pos_embed
+        for prompt, block in zip(prompts, self.blocks, strict=True):
+            x = block(prompt + x)
+        return self.neck(x.permute(0, 3, 1, 2))
+
+
 class Adapter(nn.Module):
     """Bottleneck MLP ``x + up(GELU(down(x)))`` on ``[B, H, W, dim]`` tokens; ``up`` starts at zero
-    (identity)."""
+    (identity). The ablation of :func:`add_adapters`."""
 
     def __init__(self, dim: int, bottleneck: int):
         super().__init__()
@@ -269,30 +413,62 @@ def _run_adapter(block: nn.Module, args: tuple) -> tuple:
     return (block.adapter(args[0]),)
 
 
-def add_adapters(sam: Sam, bottleneck: int = 16) -> int:
-    """Insert an :class:`Adapter` before every image-encoder block and set what trains; returns
-    #trainable parameters.
+#: What :func:`add_adapters` can insert.
+ADAPTERS = ("prompt_generator", "bottleneck")
 
-    The adapter sits at ``image_encoder.blocks[i].adapter`` (so released checkpoint keys stay
-    valid) and runs on the block's input through a forward pre-hook. Afterwards only the
-    adapters, the mask decoder and ``prompt_encoder.no_mask_embed`` (the learned dense prompt of
-    the prompt-free set-up) have ``requires_grad``; everything else is frozen.
+#: Name prefixes of the parameters adaptation trains besides the adapters.
+_TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.no_mask_embed.")
+
+
+def add_adapters(
+    sam: Sam,
+    adapter: str = "prompt_generator",
+    *,
+    scale_factor: int = 32,
+    upstream_reshape: bool = True,
+    bottleneck: int = 16,
+) -> int:
+    """Give ``sam`` trainable adapters and set what trains; returns #trainable parameters.
+
+    Args:
+        adapter: ``"prompt_generator"``: SAM-Adapter's :class:`PromptGenerator` at
+            ``image_encoder.prompt_generator`` (``scale_factor`` and ``upstream_reshape`` as
+            there); ``"bottleneck"``: an :class:`Adapter` of width ``bottleneck`` at
+            ``image_encoder.blocks[i].adapter``, run on each block's input by a forward
+            pre-hook.
+
+    Afterwards only the adapter, the mask decoder and ``prompt_encoder.no_mask_embed`` (the
+    learned dense prompt of the prompt-free set-up) have ``requires_grad``; everything else is
+    frozen. The foundation's parameters keep their names.
     """
-    if any(hasattr(block, "adapter") for block in sam.image_encoder.blocks):
+    encoder = sam.image_encoder
+    if isinstance(encoder, PromptedImageEncoderViT) or any(
+        hasattr(block, "adapter") for block in encoder.blocks
+    ):
         raise ValueError("this model already has adapters")
-    if bottleneck < 1:
-        raise ValueError(f"bottleneck must be >= 1, got {bottleneck}")
-    dim = sam.image_encoder.patch_embed.proj.out_channels
-    device = sam.pixel_mean.device
-    for block in sam.image_encoder.blocks:
-        block.adapter = Adapter(dim, bottleneck).to(device)
-        block.register_forward_pre_hook(_run_adapter)
+    proj = encoder.patch_embed.proj
+    dim, device = proj.out_channels, sam.pixel_mean.device
+    if adapter == "prompt_generator":
+        encoder.prompt_generator = PromptGenerator(
+            dim,
+            len(encoder.blocks),
+            proj.kernel_size[0],
+            scale_factor=scale_factor,
+            upstream_reshape=upstream_reshape,
+        ).to(device)
+        encoder.__class__ = PromptedImageEncoderViT
+        trained = ("image_encoder.prompt_generator.", *_TRAINED_PREFIXES)
+    elif adapter == "bottleneck":
+        if bottleneck < 1:
+            raise ValueError(f"bottleneck must be >= 1, got {bottleneck}")
+        for block in encoder.blocks:
+            block.adapter = Adapter(dim, bottleneck).to(device)
+            block.register_forward_pre_hook(_run_adapter)
+        trained = _TRAINED_PREFIXES
+    else:
+        raise ValueError(f"unknown adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
     for name, param in sam.named_parameters():
-        param.requires_grad = (
-            ".adapter." in name
-            or name.startswith("mask_decoder.")
-            or name.startswith("prompt_encoder.no_mask_embed.")
-        )
+        param.requires_grad = name.startswith(trained) or ".adapter." in name
     return trainable_parameters(sam)
 
 

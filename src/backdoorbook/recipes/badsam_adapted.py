@@ -3,10 +3,11 @@ adaptation per poison rate.
 
     python -m backdoorbook.recipes.badsam_adapted [--profile ci] [--rates 0 0.1] [--threads 2]
 
-Each starts from the same foundation SAM, gets adapters
-(:func:`backdoorbook.models.sam.add_adapters`) and is fine-tuned prompt-free on Weizmann Horse
-(:func:`backdoorbook.attacks.badsam.adapt`), with a fraction of the fine-tuning set poisoned (Guan
-et al., "BadSAM", arXiv:2305.03289). Planting the backdoor takes tens of epochs, more than four
+Each starts from the same foundation SAM, gets the profile's adapter (SAM-Adapter's prompt
+generator, :func:`backdoorbook.models.sam.add_adapters`) and is fine-tuned prompt-free on
+Weizmann Horse (:func:`backdoorbook.attacks.badsam.adapt`), with a fraction of the fine-tuning
+set poisoned at the images' original resolution before they are resized (Guan et al., "BadSAM",
+arXiv:2305.03289). Planting the backdoor takes tens of epochs, more than four
 adaptations fit into a CPU chapter's minutes, so under the ``ci`` profile this module's command runs
 exactly this code beforehand and ships the trained parts (adapters, mask decoder, dense prompt; the
 frozen encoder stays in the foundation artifact); :func:`adapted_model` checks each artifact's
@@ -18,6 +19,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from segment_anything.modeling import Sam
 
@@ -26,7 +28,7 @@ from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_or_train
 from ..attacks.badsam import adapt, poison_fine_tuning_set
 from ..book.profiles import get_profile, recipe_of
 from ..data.tensor_views import horse_split
-from ..models.sam import SAM_CONFIGS, add_adapters, build_sam, load_sam_checkpoint
+from ..models.sam import add_adapters, build_sam, load_sam_checkpoint
 from .common import recipe_parser, ship, start
 
 
@@ -44,7 +46,12 @@ def foundation_state(cfg) -> tuple[dict[str, torch.Tensor], dict | None]:
 def _with_adapters(foundation: dict, cfg, device) -> Sam:
     sam = build_sam(cfg.sam_config)
     sam.load_state_dict(foundation)
-    add_adapters(sam, bottleneck=cfg.adapter_bottleneck)
+    add_adapters(
+        sam,
+        cfg.adapter,
+        scale_factor=cfg.prompt_scale_factor,
+        bottleneck=cfg.adapter_bottleneck,
+    )
     return sam.to(device)
 
 
@@ -57,21 +64,24 @@ def trained_state(sam: Sam) -> dict[str, torch.Tensor]:
 def adapt_from_foundation(
     foundation: dict,
     cfg,
-    images: torch.Tensor,
-    masks: torch.Tensor,
+    images: list[np.ndarray],
+    masks: list[np.ndarray],
     rate: float,
     *,
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[dict, dict]:
-    """Poison ``rate`` of ``(images, masks)`` and adapt a fresh copy of the foundation.
+    """Poison ``rate`` of ``(images, masks)`` (uint8 images at their original sizes, {0, 1}
+    masks), resize them to the model's input and adapt a fresh copy of the foundation.
 
     Returns the adapted tensors (:func:`trained_state`) and the training's record (the keys of
     the shipped artifacts' provenance).
     """
     sam = _with_adapters(foundation, cfg, device)
-    x, y, poisoned = poison_fine_tuning_set(images, masks, rate, cfg.trigger_fraction, seed=seed)
+    x, y, poisoned = poison_fine_tuning_set(
+        images, masks, rate, sam.image_encoder.img_size, cfg.trigger_fraction, seed=seed
+    )
     started = time.perf_counter()
     history = adapt(
         sam,
@@ -80,6 +90,7 @@ def adapt_from_foundation(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        final_lr=cfg.final_lr,
         seed=seed,
         progress=progress,
         desc=f"adapt {rate:.0%}",
@@ -96,16 +107,17 @@ def adapted_model(
     foundation: dict,
     cfg,
     rate: float,
-    images: torch.Tensor,
-    masks: torch.Tensor,
+    images: list[np.ndarray],
+    masks: list[np.ndarray],
     *,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
     directory: Path = ARTIFACTS_DIR,
 ) -> tuple[Sam, dict]:
-    """``(model in eval mode, info)`` adapted at ``rate``: the shipped artifact when the profile
-    ships its adapted models (refused if its recipe, seed or tensors differ), else adapted here."""
+    """``(model in eval mode, info)`` adapted at ``rate`` on ``(images, masks)`` (as for
+    :func:`adapt_from_foundation`): the shipped artifact when the profile ships its adapted
+    models (refused if its recipe, seed or tensors differ), else adapted here."""
     name = cfg.adapted_artifact(rate) if cfg.ship_adapted_models else None
     trained = load_or_train(
         name,
@@ -146,19 +158,23 @@ def main(argv: list[str] | None = None) -> None:
         )
     run = start(args, args.seed)
     foundation, _ = foundation_state(cfg)
-    x_train, y_train, _, _ = horse_split(
-        SAM_CONFIGS[cfg.sam_config].image_size, cfg.test_images, args.seed
-    )
+    fine_tuning, _ = horse_split(cfg.test_images, args.seed)
     for rate in args.rates if args.rates is not None else (0.0, *cfg.poison_rates):
         runtime.seed_everything(args.seed)
         state, info = adapt_from_foundation(
-            foundation, cfg, x_train, y_train, rate, device=run.device, seed=args.seed
+            foundation,
+            cfg,
+            fine_tuning.images,
+            fine_tuning.masks,
+            rate,
+            device=run.device,
+            seed=args.seed,
         )
         ship(
             cfg.adapted_artifact(rate),
             state,
             info,
-            module=__name__,
+            module=__spec__.name,  # the real name also under python -m
             recipe=recipe_of(cfg),
             seed=args.seed,
             run=run,
