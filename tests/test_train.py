@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -113,3 +115,43 @@ def test_fit_resumes_exactly_where_an_interrupted_run_stopped(tmp_path):
         torch.equal(a, b)
         for a, b in zip(whole.state_dict().values(), resumed.state_dict().values())
     )
+
+
+def test_fit_can_step_its_cosine_schedule_per_epoch_down_to_a_final_rate():
+    x, y = _toy(16)
+    seen = []
+
+    def loss_fn(logits, targets):  # records the rate each step trains with
+        seen.append(optimiser_of[0].param_groups[0]["lr"])
+        return nn.functional.cross_entropy(logits, targets)
+
+    optimiser_of = []
+    original = torch.optim.AdamW.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        optimiser_of.append(self)
+
+    torch.optim.AdamW.__init__ = spy
+    try:
+        fit(
+            _net(),
+            x,
+            y,
+            epochs=3,
+            batch_size=8,
+            lr=0.1,
+            optimiser="adamw",
+            loss_fn=loss_fn,
+            final_lr=1e-3,
+            schedule_every="epoch",
+            progress=False,
+        )
+    finally:
+        torch.optim.AdamW.__init__ = original
+    per_epoch = [seen[0:2], seen[2:4], seen[4:6]]
+    assert all(a == b for a, b in per_epoch)  # constant within an epoch
+    expected = [1e-3 + (0.1 - 1e-3) * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
+    assert [p[0] for p in per_epoch] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="schedule_every"):
+        fit(_net(), x, y, epochs=1, schedule_every="batch", progress=False)

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             cfg.adapted_artifact(rate),
             state,
             info,
-            module=__spec__.name,  # the real name also under python -m
+            module=__name__,
             recipe=recipe_of(cfg),
             seed=args.seed,
             run=run,

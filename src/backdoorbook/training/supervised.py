@@ -80,6 +80,8 @@ def fit(
     augment: Callable[[torch.Tensor, torch.Tensor], Batch] | None = None,
     seed: int = 0,
     warmup_steps: int = 0,
+    final_lr: float = 0.0,
+    schedule_every: str = "step",
     checkpoint: Path | None = None,
     progress: bool = True,
     desc: str = "train",
@@ -90,13 +92,17 @@ def fit(
         model: trained on its own device (inputs are moved batch by batch).
         inputs: float ``[N, C, H, W]`` in [0, 1]. targets: long ``[N]`` or ``[N, H, W]``.
         epochs, batch_size, lr, weight_decay, momentum: the usual; the learning rate follows
-            a cosine decay to zero over all steps.
+            a cosine decay to ``final_lr`` (default zero).
         optimiser: ``"sgd"`` (Nesterov momentum) or ``"adamw"`` (see
             :func:`.optim.build_optimiser`).
         loss_fn: ``loss_fn(logits, targets)``; default cross-entropy with ignore index 255.
         augment: ``augment(x, y) -> (x, y)`` applied to each batch.
         seed: seeds the batch order and the augmentation draws.
         warmup_steps: linear learning-rate warm-up before the cosine decay.
+        final_lr: the cosine decay's end point (``eta_min``; not with a warm-up).
+        schedule_every: ``"step"`` (default) steps the schedule after every optimiser step;
+            ``"epoch"`` once per epoch, so the rate is constant within an epoch and the decay
+            (and any warm-up) is counted in epochs.
         checkpoint: a file the full training state is written to after every epoch and resumed
             from when it exists (:func:`.checkpoint.save_state`), so a stopped run continues
             exactly.
@@ -108,6 +114,9 @@ def fit(
         )
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if schedule_every not in ("step", "epoch"):
+        raise ValueError(f"schedule_every must be 'step' or 'epoch', got {schedule_every!r}")
+    per_epoch = schedule_every == "epoch"
     device = next(model.parameters()).device
     steps = steps_per_epoch(len(inputs), batch_size)
     opt, schedule = build_optimiser(
@@ -116,8 +125,9 @@ def fit(
         lr=lr,
         weight_decay=weight_decay,
         momentum=momentum,
-        total_steps=epochs * steps,
+        total_steps=epochs if per_epoch else epochs * steps,
         warmup_steps=warmup_steps,
+        final_lr=final_lr,
     )
     loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, ignore_index=255))
     generator = torch.Generator().manual_seed(seed)
@@ -147,13 +157,16 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            schedule.step()
+            if not per_epoch:
+                schedule.step()
             valid = y != 255
             total_loss += loss.item() * len(x)
             correct += (logits.argmax(1)[valid] == y[valid]).sum().item()
             counted += valid.sum().item()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if per_epoch:
+            schedule.step()
         history.loss.append(total_loss / len(inputs))
         history.accuracy.append(100.0 * correct / max(counted, 1))
         history.seconds.append(time.perf_counter() - started)
