@@ -37,3 +37,18 @@ def archive_jpeg_quality(archive_path, members: int = 20) -> dict[int | None, in
             quality = ijg_quality(Image.open(io.BytesIO(zf.read(name))))
             counts[quality] = counts.get(quality, 0) + 1
     return counts
+
+
+def reencode_jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 images ``[N, H, W, 3]`` encoded as JPEG at IJG ``quality`` by Pillow and decoded
+    again (what an upstream re-encoding does to pixels)."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must lie in 1..100, got {quality}")
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        out[i] = np.asarray(Image.open(buffer).convert("RGB"))
+    return out
