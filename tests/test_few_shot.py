@@ -1,5 +1,6 @@
 """Few-shot support: the episode sampler, the Baseline++ cosine head (against PyTorch's weight
-normalisation), its fine-tuning (against Adam on that reference) and the 95 % interval."""
+normalisation), its fine-tuning (against Adam on that reference), the rates of a fine-tuned and
+of a nearest-prototype victim, class cohesion and the 95 % interval."""
 
 import math
 import os
@@ -10,7 +11,14 @@ import torch
 from torch.nn.utils.parametrizations import weight_norm
 
 from backdoorbook.data.episodes import EpisodeSampler
-from backdoorbook.evaluation.few_shot import episode_rates, mean_ci95
+from backdoorbook.evaluation.few_shot import (
+    class_cohesion,
+    class_means,
+    episode_rates,
+    mean_ci95,
+    prototype_rates,
+    query_accuracy,
+)
 from backdoorbook.models.conv4 import conv4_backbone, downsample_images
 from backdoorbook.models.heads import CosineClassifier
 from backdoorbook.training.cosine_head import (
@@ -153,6 +161,43 @@ def test_episode_rates_by_hand():
     accuracy, asr = episode_rates(head, queries, labels, triggered, target=0)
     assert accuracy == pytest.approx(50.0)
     assert asr == pytest.approx(200.0 / 3)  # the three non-target queries: predictions 0, 0, 1
+
+
+def test_query_accuracy_over_some_classes_by_hand():
+    head = CosineClassifier(2, 3)
+    head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    head.gain.data = torch.ones(3)
+    queries = torch.tensor([[1.0, 0.1], [0.2, 1.0], [1.0, 0.0], [-1.0, 0.2]])  # -> 0, 1, 0, 2
+    labels = torch.tensor([0, 1, 2, 2])
+    assert query_accuracy(head, queries, labels) == pytest.approx(75.0)
+    assert query_accuracy(head, queries, labels, torch.tensor([2])) == pytest.approx(50.0)
+    assert query_accuracy(head, queries, labels, torch.tensor([0, 1])) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="no query"):
+        query_accuracy(head, queries, labels, torch.tensor([4]))
+
+
+def test_prototype_rates_by_hand():
+    support = torch.tensor([[2.0, 0.0], [1.0, 0.2], [0.0, 3.0], [0.2, 1.0]])
+    support_labels = torch.tensor([0, 0, 1, 1])  # prototypes along x (class 0) and y (class 1)
+    queries = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.6, 0.5]])
+    labels = torch.tensor([0, 1, 1])  # predicted 0, 1, 0
+    triggered = torch.tensor([[5.0, 0.1], [0.9, 0.1], [0.1, 0.9]])  # predicted 0, 0, 1
+    accuracy, asr = prototype_rates(support, support_labels, queries, labels, triggered, 0)
+    assert accuracy == pytest.approx(200.0 / 3)
+    assert asr == pytest.approx(50.0)  # the two class-1 queries: one sent to the target
+    # cosine similarity: scaling a support feature does not move the prototype's direction
+    scaled = support * torch.tensor([[3.0], [3.0], [0.5], [0.5]])
+    assert prototype_rates(scaled, support_labels, queries, labels, triggered, 0) == (accuracy, asr)
+
+
+def test_class_means_and_cohesion():
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
+    labels = torch.tensor([0, 0, 1])
+    assert torch.allclose(class_means(features, labels), torch.tensor([[0.5, 0.5], [3.0, 3.0]]))
+    cohesion = class_cohesion(features, labels)
+    assert torch.allclose(cohesion, torch.tensor([2**-0.5, 2**-0.5, 1.0]))  # one image: exactly 1
+    with pytest.raises(ValueError, match="no support"):
+        class_means(features, torch.tensor([0, 0, 2]))
 
 
 def test_mean_ci95_matches_a_hand_computation():

@@ -1,6 +1,8 @@
 """FLBA: trigger optimisation (against a re-implementation in the authors' normalised units),
 attractive/repulsive PGD, the BadNets support baseline, one tiny episode."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from backdoorbook.attacks.flba import (
     badnets_trigger,
     feature_gap,
     flba_perturb,
+    flba_rates,
     flba_variants,
     optimise_trigger,
 )
@@ -163,8 +166,33 @@ def test_badnets_support_poisons_and_relabels_non_target_images_only():
         badnets_support(images, labels, target=0, rate=0.0)
 
 
+TINY = FLBASettings(
+    patch_size=8, trigger_steps=2, pgd_steps=2, badnets_rates=(0.5,), finetune_epochs=3
+)
+
+
 def test_one_tiny_episode_reports_every_condition(backbone, one_thread):
     support, support_labels = _support(10)
+    query, query_labels = _support(15, seed=1)
+    outcome = attack_episode(backbone, support, support_labels, query, query_labels, TINY)
+    assert list(outcome.rates) == [
+        "clean",
+        "badnets_0",
+        "badnets_0.5",
+        "flba",
+        "flba_attractive_only",
+        "flba_repulsive_only",
+    ]
+    for accuracy, asr in outcome.rates.values():
+        assert 0 <= accuracy <= 100 and 0 <= asr <= 100
+    # poison rate 0 is the clean head itself, scored under the white square
+    assert outcome.rates["badnets_0"][0] == outcome.rates["clean"][0]
+    assert outcome.patch.shape == (3, 8, 8) and outcome.perturbed.shape == support.shape
+    assert list(outcome.intact) == ["badnets_0.5"]
+
+
+def test_one_shot_poisoning_strands_classes_and_intact_accuracy_is_paired(backbone, one_thread):
+    support, support_labels = _support(5)  # 5-way 1-shot
     query, query_labels = _support(15, seed=1)
     outcome = attack_episode(
         backbone,
@@ -173,16 +201,27 @@ def test_one_tiny_episode_reports_every_condition(backbone, one_thread):
         query,
         query_labels,
         FLBASettings(
-            patch_size=8, trigger_steps=2, pgd_steps=2, badnets_rates=(0.5,), finetune_epochs=3
+            patch_size=8,
+            trigger_steps=1,
+            pgd_steps=1,
+            badnets_rates=(0.25, 0.5, 1.0),
+            finetune_epochs=3,
         ),
     )
-    assert set(outcome.rates) == {
-        "clean",
-        "badnets_0.5",
-        "flba",
-        "flba_attractive_only",
-        "flba_repulsive_only",
-    }
-    for accuracy, asr in outcome.rates.values():
-        assert 0 <= accuracy <= 100 and 0 <= asr <= 100
-    assert outcome.patch.shape == (3, 8, 8) and outcome.perturbed.shape == support.shape
+    # round(r x 4) non-target images poisoned, each the only example of its class
+    assert [outcome.intact[f"badnets_{r:g}"].classes for r in (0.25, 0.5, 1.0)] == [4, 3, 1]
+    alone = outcome.intact["badnets_1"]  # only the target class keeps a correct image
+    target_queries = query_labels == 0
+    assert 0 <= alone.accuracy <= 100 and 0 <= alone.clean_accuracy <= 100
+    hits = alone.accuracy * int(target_queries.sum()) / 100  # a count of the target's queries
+    assert hits == pytest.approx(round(hits))
+
+
+def test_flba_rates_equal_the_episodes_full_attack(backbone, one_thread):
+    support, support_labels = _support(10)
+    query, query_labels = _support(15, seed=1)
+    outcome = attack_episode(backbone, support, support_labels, query, query_labels, TINY, seed=3)
+    args = (backbone, support, support_labels, query, query_labels, outcome.patch)
+    assert flba_rates(*args, TINY, seed=3) == pytest.approx(outcome.rates["flba"])
+    stronger = flba_rates(*args, replace(TINY, lam=0.0, pgd_steps=6), seed=3)
+    assert stronger != outcome.rates["flba"]  # the settings reach the perturbation

@@ -21,6 +21,10 @@ be classified as the target class, while clean queries stay correct.
 3. :func:`badnets_support`: the ordinary baseline, dirty-label support poisoning: a solid
    white square on some non-target support images, relabelled as the target.
 
+:func:`attack_episode` fine-tunes the victim's head on every support set of one episode and
+scores each; :func:`flba_rates` scores the full attack alone for a given patch (to vary its
+settings, e.g. ``lam``, on the same episode).
+
 Images are float ``[N, 3, H, W]`` in [0, 1]; ``backbone`` maps them to features ``[N, D]``
 (frozen, eval mode; gradients flow to the inputs only). The defaults are the authors' settings
 at 84 px (16 px patch, 80 trigger steps, PGD 20 steps of 4/255 within 8/255, lam 1.5); where
@@ -44,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation.few_shot import episode_rates, extract_features
+from ..evaluation.few_shot import episode_rates, extract_features, query_accuracy
 from ..fidelity import Deviation
 from ..training.cosine_head import finetune_cosine_classifiers
 from . import triggers
@@ -79,6 +83,7 @@ DEVIATIONS = (
         where=(
             "backdoorbook.attacks.flba.flba_perturb",
             "backdoorbook.attacks.flba.flba_variants",
+            "backdoorbook.attacks.flba.flba_rates",
         ),
     ),
     Deviation(
@@ -102,7 +107,12 @@ DEVIATIONS = (
         "r = 0.25 and 0.5, relabelled to the target",
         why="the authors' rule poisons nothing in 1-shot; fractions of the non-target images "
         "poison at least one image in every setting and let the fraction vary",
-        claims=("badnets-tradeoff",),
+        claims=(
+            "badnets-asr-rises-1-shot",
+            "badnets-asr-rises-5-shot",
+            "badnets-accuracy-falls-1-shot",
+            "badnets-accuracy-falls-5-shot",
+        ),
         where=("backdoorbook.attacks.flba.badnets_support",),
     ),
 )
@@ -283,12 +293,36 @@ def badnets_trigger(images: torch.Tensor, size: int = 16) -> torch.Tensor:
     return apply_patch(images, torch.ones(images.shape[1], size, size))
 
 
+@dataclass(frozen=True)
+class IntactAccuracy:
+    """A BadNets head's clean accuracy on the classes that keep an unpoisoned support image.
+
+    Attributes:
+        accuracy: the poisoned head's accuracy (%) on those classes' clean queries.
+        clean_accuracy: the clean head's accuracy (%) on the same queries (the paired control).
+        classes: how many classes keep an unpoisoned support image (the target always does).
+    """
+
+    accuracy: float
+    clean_accuracy: float
+    classes: int
+
+
 @dataclass
 class EpisodeOutcome:
-    """One episode's ``condition -> (clean accuracy %, ASR %)`` and the attack's ingredients (for
-    figures)."""
+    """One episode's results and the attack's ingredients (for figures and further analysis).
+
+    Attributes:
+        rates: ``condition -> (clean accuracy %, ASR %)``.
+        intact: for each BadNets condition, its :class:`IntactAccuracy` (in 1-shot, a poisoned
+            image is its class's only example, so that class's queries have no correctly
+            labelled support left to match).
+        patch, support, perturbed, support_labels: the optimised FLBA patch, the clean and the
+            FLBA-perturbed support images, and their labels.
+    """
 
     rates: dict[str, tuple[float, float]]
+    intact: dict[str, IntactAccuracy]
     patch: torch.Tensor
     support: torch.Tensor
     perturbed: torch.Tensor
@@ -339,9 +373,11 @@ def attack_episode(
     """Fine-tune a Baseline++ head on the clean, BadNets-poisoned and FLBA support sets of one
     episode.
 
-    Conditions: ``clean`` (ASR under the FLBA trigger), ``badnets_<rate>`` (ASR under the
-    white square), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Support and
-    query images are ``[S, 3, H, W]`` / ``[Q, 3, H, W]`` in [0, 1], labels episode-local 0..N-1.
+    Conditions: ``clean`` (the clean head, ASR under the FLBA trigger), ``badnets_0`` (the same
+    clean head under the white square: poison rate 0), ``badnets_<rate>`` (ASR under the white
+    square), and the :data:`VARIANTS` of FLBA (ASR under the optimised patch). Every head starts
+    from the same head initialisation and batch order (``seed``). Support and query images are
+    ``[S, 3, H, W]`` / ``[Q, 3, H, W]`` in [0, 1], labels episode-local 0..N-1.
     """
     c = settings
     n_way = int(support_labels.max()) + 1
@@ -353,17 +389,55 @@ def attack_episode(
         step_size=c.trigger_step_size,
     )
     flba_queries = apply_patch(query, patch)
-    conditions = {"clean": (support, support_labels, flba_queries)}
     badnets_queries = badnets_trigger(query, c.patch_size)
-    for rate in c.badnets_rates:
-        poisoned = badnets_support(
+    supports = {"clean": (support, support_labels)}
+    poisoned = {
+        f"badnets_{rate:g}": badnets_support(
             support, support_labels, c.target, rate=rate, size=c.patch_size, seed=seed
         )
-        conditions[f"badnets_{rate:g}"] = (poisoned.images, poisoned.labels, badnets_queries)
-    perturbed = flba_perturb(
+        for rate in c.badnets_rates
+    }
+    supports |= {name: (p.images, p.labels) for name, p in poisoned.items()}
+    perturbed = _perturb(backbone, support, support_labels, patch, c)
+    for name, images in flba_variants(support, perturbed, support_labels, c.target).items():
+        supports["flba" if name == "full" else f"flba_{name}"] = (images, support_labels)
+    heads = dict(zip(supports, _finetune(backbone, list(supports.values()), n_way, c, seed)))
+    query_features = extract_features(backbone, query)
+    triggered = {
+        "flba": extract_features(backbone, flba_queries),
+        "badnets": extract_features(backbone, badnets_queries),
+    }
+
+    def scored(head, trigger):
+        return episode_rates(head, query_features, query_labels, triggered[trigger], c.target)
+
+    rates = {
+        "clean": scored(heads["clean"], "flba"),
+        "badnets_0": scored(heads["clean"], "badnets"),
+    }
+    rates |= {
+        name: scored(head, "badnets" if name.startswith("badnets") else "flba")
+        for name, head in heads.items()
+        if name != "clean"
+    }
+    intact = {}
+    for name, p in poisoned.items():
+        classes = p.labels[~p.poisoned].unique()
+        intact[name] = IntactAccuracy(
+            *(
+                query_accuracy(heads[h], query_features, query_labels, classes)
+                for h in (name, "clean")
+            ),
+            classes=len(classes),
+        )
+    return EpisodeOutcome(rates, intact, patch, support, perturbed, support_labels)
+
+
+def _perturb(backbone, support, labels, patch, c: FLBASettings) -> torch.Tensor:
+    return flba_perturb(
         backbone,
         support,
-        support_labels,
+        labels,
         c.target,
         patch,
         eps=c.eps,
@@ -371,17 +445,13 @@ def attack_episode(
         steps=c.pgd_steps,
         lam=c.lam,
     )
-    for name, images in flba_variants(support, perturbed, support_labels, c.target).items():
-        conditions["flba" if name == "full" else f"flba_{name}"] = (
-            images,
-            support_labels,
-            flba_queries,
-        )
-    features = torch.stack(
-        [extract_features(backbone, images) for images, _, _ in conditions.values()]
-    )
-    labels = torch.stack([labels for _, labels, _ in conditions.values()])
-    heads = finetune_cosine_classifiers(
+
+
+def _finetune(backbone, supports, n_way: int, c: FLBASettings, seed: int):
+    """One Baseline++ head per ``(images, labels)`` support set, all from one seeded start."""
+    features = torch.stack([extract_features(backbone, images) for images, _ in supports])
+    labels = torch.stack([labels for _, labels in supports])
+    return finetune_cosine_classifiers(
         features,
         labels,
         n_way,
@@ -390,19 +460,32 @@ def attack_episode(
         lr=c.finetune_lr,
         seed=seed,
     )
-    query_features = extract_features(backbone, query)
-    triggered = {
-        "flba": extract_features(backbone, flba_queries),
-        "badnets": extract_features(backbone, badnets_queries),
-    }
-    rates = {
-        name: episode_rates(
-            head,
-            query_features,
-            query_labels,
-            triggered["badnets" if name.startswith("badnets") else "flba"],
-            c.target,
-        )
-        for head, name in zip(heads, conditions)
-    }
-    return EpisodeOutcome(rates, patch, support, perturbed, support_labels)
+
+
+def flba_rates(
+    backbone: nn.Module,
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    patch: torch.Tensor,
+    settings: FLBASettings = FLBASettings(),
+    *,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """``(clean accuracy %, ASR %)`` of the full FLBA with a given ``patch`` on one episode.
+
+    The support set is perturbed under ``settings`` (``eps``, the PGD steps, ``lam``) and the head
+    fine-tuned from ``seed``, as in :func:`attack_episode`; with the same patch, settings and seed
+    the two agree, so one can vary a setting of the perturbation on the episodes of a run.
+    """
+    n_way = int(support_labels.max()) + 1
+    perturbed = _perturb(backbone, support, support_labels, patch, settings)
+    (head,) = _finetune(backbone, [(perturbed, support_labels)], n_way, settings, seed)
+    return episode_rates(
+        head,
+        extract_features(backbone, query),
+        query_labels,
+        extract_features(backbone, apply_patch(query, patch)),
+        settings.target,
+    )
