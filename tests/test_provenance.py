@@ -33,10 +33,6 @@ LEGACY = {
     "iba_camvid_prl_10pct_w16_ds2",
     "iba_camvid_prl_20pct_w16_ds2",
     "mini_sam_camvid",
-    "zip_victim_cifar10_badnets",
-    "zip_victim_cifar10_blended",
-    "zip_victim_cifar10_wanet",
-    "zip_victim_gtsrb_badnets",
 }
 
 
