@@ -2,6 +2,7 @@
 names the chapter and the cell; MathJax comes from the book's own files; a small book renders
 offline, with no CDN, and passes the browser checks."""
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402
+
+from backdoorbook.book import execute  # noqa: E402
 
 FAILING = """---
 jupytext:
@@ -46,22 +49,20 @@ open("should_not_run", "w").write("ran")
 
 def test_failing_cell_stops_the_chapter_and_is_named(tmp_path, monkeypatch):
     (tmp_path / "99_fail.md").write_text(FAILING)
-    monkeypatch.setattr(build_book, "NOTEBOOKS", tmp_path)
     with pytest.raises(
-        build_book.ChapterFailed,
+        execute.ChapterFailed,
         match=r"chapter 99_fail failed in cell \d+ .*ValueError: boom with profile paper",
     ):
-        build_book.execute_chapter("99_fail", "paper", 0, tmp_path / "out")
+        execute.execute_chapter("99_fail", "paper", 0, tmp_path / "out", notebooks=tmp_path)
     assert not (tmp_path / "should_not_run").exists()
     assert (tmp_path / "out" / "99_fail.ipynb").exists(), (
         "the executed notebook is kept for the traceback"
     )
 
 
-def test_missing_source_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(build_book, "NOTEBOOKS", tmp_path)
+def test_missing_source_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="chapter '42_x' is in book/_toc.yml"):
-        build_book.execute_chapter("42_x", "ci", 0, tmp_path)
+        execute.execute_chapter("42_x", "ci", 0, tmp_path, notebooks=tmp_path)
 
 
 def test_toc_chapters_reads_generated_entries(tmp_path):
@@ -75,11 +76,10 @@ def test_toc_chapters_reads_generated_entries(tmp_path):
 
 
 def test_bad_profile_fails_before_any_chapter_runs(monkeypatch, tmp_path):
-    monkeypatch.setattr(build_book, "GENERATED", tmp_path)
     ran = []
-    monkeypatch.setattr(build_book, "execute_chapter", lambda *a: ran.append(a))
+    monkeypatch.setattr(execute, "execute_chapter", lambda *a: ran.append(a))
     with pytest.raises(ValueError, match="valid profiles: ci, paper"):
-        build_book.execute_all(["00_data"], "huge", 0)
+        execute.execute_chapters(["00_data"], "huge", 0, tmp_path, tmp_path)
     assert not ran
 
 
@@ -143,7 +143,7 @@ def test_clean_outputs_pass():
         code("df", display({"text/html": "<table><tr><td>42 %</td></tr></table>"})),
         code("x", stream("loading cifar10\n", name="stderr")),
     )
-    assert build_book.output_problems(nb, ["/home/reader/backdoorbook"]) == []
+    assert execute.output_problems(nb, ["/home/reader/backdoorbook"]) == []
 
 
 def test_warnings_progress_bars_and_machine_paths_are_named_by_cell():
@@ -165,7 +165,7 @@ def test_warnings_progress_bars_and_machine_paths_are_named_by_cell():
         code("show()", display({"text/plain": f"PosixPath('{repo}')"})),
         code("bar", display({"application/vnd.jupyter.widget-view+json": {"model_id": "1"}})),
     )
-    problems = build_book.output_problems(nb, [repo])
+    problems = execute.output_problems(nb, [repo])
     assert problems == [
         "cell 0 (execution count 1) 'import x': stderr shows a warning: "
         f"'{repo}/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress'",
@@ -184,13 +184,13 @@ def test_warnings_progress_bars_and_machine_paths_are_named_by_cell():
 
 def test_machine_paths_match_whole_path_components_only():
     nb = notebook(code("x", stream("/home/readers and /home/reader.old and ~/home/reader\n")))
-    assert build_book.output_problems(nb, ["/home/reader"]) == []
+    assert execute.output_problems(nb, ["/home/reader"]) == []
 
 
 def test_machine_paths_are_the_repository_environment_home_and_data(monkeypatch, tmp_path):
     monkeypatch.setenv("BACKDOORBOOK_DATA", f"{tmp_path / 'mirror'}:{tmp_path / 'more'}")
     monkeypatch.setenv("BACKDOORBOOK_CACHE", str(tmp_path / "cache"))
-    paths = build_book.machine_paths()
+    paths = execute.machine_paths()
     assert set(paths) >= {str(ROOT), sys.prefix, str(Path.home()), str(tmp_path / "mirror")}
     assert {str(tmp_path / "more"), str(tmp_path / "cache")} <= set(paths)
     assert "/" not in paths and paths == sorted(paths, key=len, reverse=True)
@@ -208,7 +208,7 @@ def test_finalise_hides_the_injected_parameters_cell_and_relativises_paths(tmp_p
         metadata={"papermill": papermill},
     )
     nbformat.write(nb, executed)
-    assert build_book.finalise_notebook(executed, ROOT / "notebooks" / "c.md") == []
+    assert execute.finalise_notebook(executed, ROOT / "notebooks" / "c.md") == []
     nb = nbformat.read(executed, as_version=4)
     assert [c.metadata.get("tags") for c in nb.cells] == [
         ["parameters"],
@@ -241,10 +241,9 @@ def test_noisy_chapter_fails_the_build_naming_cells_and_text(tmp_path, monkeypat
     import nbformat
 
     (tmp_path / "98_noisy.md").write_text(NOISY)
-    monkeypatch.setattr(build_book, "NOTEBOOKS", tmp_path)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    with pytest.raises(build_book.ChapterFailed) as failed:
-        build_book.execute_chapter("98_noisy", "ci", 0, tmp_path / "out")
+    with pytest.raises(execute.ChapterFailed) as failed:
+        execute.execute_chapter("98_noisy", "ci", 0, tmp_path / "out", notebooks=tmp_path)
     message = str(failed.value)
     assert message.startswith("chapter 98_noisy: 3 output(s) that must not reach the book")
     assert "'import warnings': stderr shows a warning: " in message
@@ -433,3 +432,45 @@ def test_a_small_book_renders_offline_with_local_mathjax(tmp_path):
             dom, html / rel, chapter=rel.startswith("generated/"), probed=True
         )
         assert problems == [], rel
+
+
+CORES = """---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+```{code-cell} ipython3
+:tags: [parameters]
+profile = "ci"
+seed = 0
+```
+
+```{code-cell} ipython3
+import os
+print("cores", len(os.sched_getaffinity(0)), "seed", seed)
+```
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_two_jobs_run_chapters_each_on_a_core_of_its_own(tmp_path, monkeypatch):
+    import nbformat
+
+    for stem in ("97_a", "97_b", "97_c"):
+        (tmp_path / f"{stem}.md").write_text(CORES)
+    monkeypatch.setattr(execute, "get_profile", lambda stem, profile: None)
+    out = tmp_path / "out"
+    log = execute.execute_chapters(
+        ["97_c", "97_a", "97_b"], "ci", 5, out, tmp_path / "r", jobs=2, notebooks=tmp_path
+    )
+    assert [c["chapter"] for c in log["chapters"]] == ["97_c", "97_a", "97_b"]
+    assert log["jobs"] == 2
+    for stem in ("97_a", "97_b", "97_c"):
+        nb = nbformat.read(out / f"{stem}.ipynb", as_version=4)
+        assert nb.cells[-1].outputs[0]["text"] == "cores 1 seed 5\n"
+    with pytest.raises(ValueError, match="jobs must be between 1 and the"):
+        execute.execute_chapters(["97_a"], "ci", 0, out, out, jobs=len(os.sched_getaffinity(0)) + 1)

@@ -2,13 +2,17 @@
 execution report from the results records, then render HTML with Jupyter Book (execution off).
 
 Chapters are the MyST notebooks in ``notebooks/`` that ``book/_toc.yml`` lists as
-``generated/chapters/<stem>``. The first failing cell stops the build, naming the chapter and
-the cell. So does an output that shows a warning, a progress bar or an absolute path of the
-build machine (the repository, the Python environment, the home directory, the data roots):
-the executed notebooks are what readers see and download.
+``generated/chapters/<stem>``; :mod:`backdoorbook.book.execute` runs them. The first failing
+cell stops the build, naming the chapter and the cell. So does an output that shows a warning, a
+progress bar or an absolute path of the build machine (the repository, the Python environment,
+the home directory, the data roots): the executed notebooks are what readers see and download.
+The scorecard gets a forest plot per chapter; the execution report shows the stored
+seed-stability table (``book/seed_stability.json``, made by ``python -m
+backdoorbook.book.stability``; the build never reruns it).
 
     python tools/build_book.py                      # all chapters, profile ci, then HTML
     python tools/build_book.py --profile paper      # paper scale (meant for a GPU)
+    python tools/build_book.py --jobs 2             # two chapters at a time, one core each
     python tools/build_book.py --chapters 00_data   # execute one chapter (no HTML)
     python tools/build_book.py --chapters 00_data --html   # ... and render a book of it alone
     python tools/build_book.py --install-mathjax    # once, with network (make setup does it)
@@ -22,23 +26,16 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
-import platform
-import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-import jupytext
-import nbformat
-import papermill
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,17 +68,14 @@ INSTALL_HINT = (
 )
 
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tools"))
-from check_book import excerpt, text_problems  # noqa: E402
-
-from backdoorbook.book.chapter import RESULTS_ENV, load_records  # noqa: E402
-from backdoorbook.book.profiles import get_profile  # noqa: E402
-from backdoorbook.book.report import render_execution_report, render_scorecard  # noqa: E402
-
-
-class ChapterFailed(RuntimeError):
-    """A chapter's cell raised or showed a forbidden output; the message names the chapter and
-    the cell."""
+from backdoorbook.book.chapter import load_records  # noqa: E402
+from backdoorbook.book.execute import ChapterFailed, execute_chapters  # noqa: E402
+from backdoorbook.book.report import (  # noqa: E402
+    render_execution_report,
+    render_scorecard,
+    write_forest_plots,
+)
+from backdoorbook.book.stability import STABILITY  # noqa: E402
 
 
 class BuildError(RuntimeError):
@@ -104,188 +98,6 @@ def toc_chapters(toc_path: Path = BOOK / "_toc.yml") -> list[str]:
     return list(walk(yaml.safe_load(toc_path.read_text())))
 
 
-def execute_chapter(stem: str, profile: str, seed: int, out_dir: Path) -> float:
-    """Execute ``notebooks/<stem>.md`` into ``out_dir/<stem>.ipynb``; return its wall time."""
-    source = NOTEBOOKS / f"{stem}.md"
-    if not source.exists():
-        raise FileNotFoundError(f"chapter {stem!r} is in book/_toc.yml but {source} does not exist")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    unexecuted = out_dir / f"{stem}.input.ipynb"
-    executed = out_dir / f"{stem}.ipynb"
-    jupytext.write(jupytext.read(source, fmt="md:myst"), unexecuted)
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(unexecuted),
-            str(executed),
-            parameters={"profile": profile, "seed": seed},
-            kernel_name="python3",
-            cwd=str(NOTEBOOKS),
-            progress_bar=False,
-            log_output=False,
-        )
-    except papermill.PapermillExecutionError as err:
-        raise ChapterFailed(
-            f"chapter {stem} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-            f"{err.ename}: {err.evalue}\n  executed notebook with the traceback: {executed}"
-        ) from err
-    finally:
-        unexecuted.unlink(missing_ok=True)
-    seconds = time.perf_counter() - start
-    problems = finalise_notebook(executed, source)
-    if problems:
-        raise ChapterFailed(
-            f"chapter {stem}: {len(problems)} output(s) that must not reach the book "
-            "(fix the chapter or the library so that nothing is printed there):\n"
-            + "".join(f"  - {p}\n" for p in problems)
-            + f"  executed notebook: {executed}"
-        )
-    return seconds
-
-
-# --------------------------------------------------------------------------- clean pages
-
-
-def machine_paths() -> list[str]:
-    """Absolute paths of this machine that no page may show, longest first, as given and
-    resolved: the repository, the Python environment (``sys.prefix``), the home directory,
-    and the data roots and cache the chapters read (``$BACKDOORBOOK_DATA``,
-    ``$BACKDOORBOOK_CACHE``)."""
-    paths = [ROOT, Path(sys.prefix), Path.home()]
-    for variable in ("BACKDOORBOOK_DATA", "BACKDOORBOOK_CACHE"):
-        paths += [Path(p) for p in os.environ.get(variable, "").split(os.pathsep) if p.strip()]
-    found = set()
-    for path in paths:
-        path = path.expanduser()
-        for variant in (path, path.resolve()):
-            if variant.is_absolute() and len(variant.parts) > 1:  # never "/" itself
-                found.add(str(variant))
-    return sorted(found, key=len, reverse=True)
-
-
-def _path_pattern(paths: list[str]) -> re.Pattern | None:
-    if not paths:
-        return None
-    alternatives = "|".join(re.escape(p) for p in paths)
-    return re.compile(rf"(?<![\w.~-])(?:{alternatives})(?![\w.-])")
-
-
-def _output_texts(outputs: list[dict]) -> list[tuple[str, str]]:
-    """(label, text) for what a cell's ``outputs`` show: each stream, its chunks joined (as the
-    page shows them), and each text-like MIME type of the other outputs."""
-    streams: dict[str, str] = {}
-    texts = []
-    for output in outputs:
-        if output.get("output_type") == "stream":
-            name = output.get("name", "stream")
-            streams[name] = streams.get(name, "") + _joined(output.get("text", ""))
-            continue
-        for mime, value in (output.get("data") or {}).items():
-            if mime.startswith("text/") or mime == "application/json":
-                texts.append((mime, value if isinstance(value, str) else _joined(value)))
-    return list(streams.items()) + texts
-
-
-def _joined(value) -> str:
-    if isinstance(value, list):
-        return "".join(map(str, value))
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _cell_label(index: int, cell: dict) -> str:
-    first = next((line for line in _joined(cell.get("source", "")).splitlines() if line), "")
-    first = first if len(first) <= 60 else first[:57] + "..."
-    count = cell.get("execution_count")
-    return f"cell {index}" + (f" (execution count {count})" if count else "") + f" {first!r}"
-
-
-def output_problems(nb: dict, paths: list[str] | None = None) -> list[str]:
-    """What the executed notebook ``nb`` shows that the book must not: warnings, progress bars
-    and ``paths`` (default: :func:`machine_paths`), each named by cell and with its text."""
-    pattern = _path_pattern(machine_paths() if paths is None else paths)
-    problems = []
-    for index, cell in enumerate(nb.get("cells", [])):
-        outputs = cell.get("outputs", [])
-        where = _cell_label(index, cell)
-        if any("widget" in mime for output in outputs for mime in output.get("data") or {}):
-            problems.append(
-                f"{where}: a Jupyter widget (a progress bar?), which needs a CDN script "
-                "and renders nowhere in the static book"
-            )
-        for label, text in _output_texts(outputs):
-            found = text_problems(text)
-            if pattern and (m := pattern.search(text)):
-                found.append(
-                    f"an absolute path of the build machine ({m.group()}): {excerpt(text, m)!r}"
-                )
-            problems += [f"{where}: {label} shows {p}" for p in found]
-    if pattern:  # sources and metadata (the download holds them too)
-        rest = {
-            "metadata": nb.get("metadata", {}),
-            "cells": [
-                {"source": c.get("source"), "metadata": c.get("metadata")}
-                for c in nb.get("cells", [])
-            ],
-        }
-        if m := pattern.search(json.dumps(rest)):
-            problems.append(f"the notebook's sources or metadata hold {m.group()}")
-    return problems
-
-
-def finalise_notebook(executed: Path, source: Path) -> list[str]:
-    """Prepare an executed chapter for the book, in place, and return its output problems.
-
-    Papermill's injected parameters cell is tagged ``remove-cell`` (the page shows the
-    source's own parameters cell; the values used are in the chapter's outputs and the
-    execution report); papermill's record of the input and output paths is made relative.
-    """
-    nb = nbformat.read(executed, as_version=nbformat.NO_CONVERT)
-    for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
-    record = nb.metadata.get("papermill")
-    if record is not None:
-        record["input_path"] = _relative(source)
-        record["output_path"] = _relative(executed)
-    nbformat.write(nb, executed)
-    return output_problems(nb)
-
-
-def _relative(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(ROOT.resolve()).as_posix()
-    except ValueError:
-        return path.name
-
-
-def execute_all(stems: list[str], profile: str, seed: int) -> dict:
-    """Execute ``stems`` in order, stopping at the first failure; return the build log."""
-    for stem in stems:  # fail fast on a bad profile name before any chapter runs
-        get_profile(stem, profile)
-    os.environ[RESULTS_ENV] = str(GENERATED / "results")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars help at a terminal, not in the book
-    # Dependencies that import tqdm.auto in a kernel without ipywidgets warn that widget bars are
-    # unavailable; the book draws no bars, so that one warning is not shown.
-    os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"
-    log = {
-        "profile": profile,
-        "seed": seed,
-        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores)",
-        "chapters": [],
-    }
-    for stem in stems:
-        print(f"[book] executing {stem} (profile {profile}) ...", flush=True)
-        seconds = execute_chapter(stem, profile, seed, GENERATED / "chapters")
-        print(f"[book] {stem} done in {seconds:.1f} s", flush=True)
-        log["chapters"].append(
-            {"chapter": stem, "profile": profile, "wall_time_s": round(seconds, 1), "status": "ok"}
-        )
-    log["total_wall_time_s"] = round(sum(c["wall_time_s"] for c in log["chapters"]), 1)
-    log["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return log
-
-
 def write_report_pages(log: dict) -> None:
     """Write the scorecard, the execution report and the build log under ``book/generated``,
     from the records of the chapters in ``log`` (a partial build ignores older records)."""
@@ -297,8 +109,10 @@ def write_report_pages(log: dict) -> None:
             f"chapters ran but wrote no results record: {', '.join(sorted(missing))}"
         )
     (GENERATED / "execution.json").write_text(json.dumps(log, indent=2) + "\n")
-    (GENERATED / "scorecard.md").write_text(render_scorecard(records))
-    (GENERATED / "execution_report.md").write_text(render_execution_report(records, log))
+    write_forest_plots(records, GENERATED)
+    (GENERATED / "scorecard.md").write_text(render_scorecard(records, figures=GENERATED))
+    stability = json.loads(STABILITY.read_text()) if STABILITY.exists() else None
+    (GENERATED / "execution_report.md").write_text(render_execution_report(records, log, stability))
 
 
 # --------------------------------------------------------------------------- MathJax
@@ -431,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         help="execute only these stems, without rendering HTML (default: the whole book)",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("BACKDOORBOOK_JOBS", "1")),
+        help="chapters executed at a time, each on one core of its own (default 1: one chapter "
+        "at a time on every core; $BACKDOORBOOK_JOBS)",
+    )
+    parser.add_argument(
         "--html",
         action="store_true",
         help="with --chapters: render a book of just these chapters (scorecard and execution "
@@ -480,7 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[book] BUILD FAILED: {err}", file=sys.stderr)
             return 1
     try:
-        log = execute_all(stems, args.profile, args.seed)
+        log = execute_chapters(
+            stems,
+            args.profile,
+            args.seed,
+            GENERATED / "chapters",
+            GENERATED / "results",
+            jobs=args.jobs,
+            notebooks=NOTEBOOKS,
+        )
         if not args.chapters or args.html:
             write_report_pages(log)
     except (ChapterFailed, ValueError) as err:

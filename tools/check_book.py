@@ -34,9 +34,9 @@ with a window as tall as the page (``--screenshot`` captures the window only).
 
 The DOM analysis (:func:`analyze_page`) is separate from the browser call
 (:func:`render`) so that it can be tested without a browser. Only the standard library
-is required; Pillow, when installed, is used to decode raster images fully. The text
-patterns for warnings and progress bars (:data:`WARNING_TEXT`, :data:`PROGRESS_TEXT`)
-are shared with ``tools/build_book.py``, which applies them to the executed notebooks.
+and the library's :mod:`backdoorbook.book.output_text` are required (Pillow, when installed,
+decodes raster images fully). That module's patterns for warnings and progress bars are the
+ones the book build applies to the executed notebooks.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from backdoorbook.book.output_text import excerpt, text_problems  # noqa: E402
+
 DEFAULT_HTML = REPO / "book" / "_build" / "html"
 DEFAULT_CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 INSTALL_HINT = "install Debian's chromium: make browser (apt-get install -y chromium)"
@@ -96,16 +99,6 @@ PROBE_ID = "check-book-probe"
 
 # --------------------------------------------------------------------------- text patterns
 
-#: A Python warning as ``warnings`` prints it (``file.py:12: UserWarning: message``), the
-#: source line it echoes, or a logging record at level WARNING.
-WARNING_TEXT = re.compile(
-    r"\b[A-Z]\w*Warning:|^\s*warnings\.warn\(|^\s*(?:WARNING|Warning)\b", re.MULTILINE
-)
-#: tqdm's text: the bar (``42%|###``), counts with timings (``| 42/100 [00:01<00:02``), rates
-#: (``30.1it/s``, ``?it/s``, ``2.1s/it``), and a carriage return that redraws a line.
-PROGRESS_TEXT = re.compile(
-    r"\d{1,3}%\||\|\s*\d+/\d+\s*\[|\[\d+:\d\d(?::\d\d)?<|[\d?](?:it|s)/(?:s|it)\b|\r(?!\n)"
-)
 TRACEBACK_TEXT = re.compile(r"Traceback\s*\(most\s+recent\s+call\s+last\)")
 #: TeX that MathJax should have replaced: delimiters, a ``$...$`` pair, common commands.
 RAW_TEX = re.compile(
@@ -116,31 +109,6 @@ RAW_TEX = re.compile(
     r"|right|big|Big|qquad|quad)(?![a-zA-Z])"
     r"|\\[a-zA-Z]+\{"
 )
-
-
-def excerpt(text: str, match: re.Match, width: int = 120) -> str:
-    """The line of ``text`` that holds ``match``, shortened around it to ``width`` chars; for a
-    match that is a line break (a carriage return), the line it starts."""
-    breaks = re.compile(r"\r\n|\r|\n")
-    if not match.group().strip():
-        before, rest = "", text[match.end() :]
-    else:
-        before, rest = breaks.split(text[: match.start()])[-1], text[match.start() :]
-    line = (before + breaks.split(rest, maxsplit=1)[0]).strip()
-    if len(line) > width:
-        at = max(0, len(before.lstrip()) - width // 3)
-        line = ("..." if at else "") + line[at : at + width] + "..."
-    return line
-
-
-def text_problems(text: str) -> list[str]:
-    """Warnings and progress bars shown in an output's ``text``, each with its line."""
-    problems = []
-    if m := WARNING_TEXT.search(text):
-        problems.append(f"a warning: {excerpt(text, m)!r}")
-    if m := PROGRESS_TEXT.search(text):
-        problems.append(f"a progress bar: {excerpt(text, m)!r}")
-    return problems
 
 
 # --------------------------------------------------------------------------- DOM analysis

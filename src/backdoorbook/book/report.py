@@ -158,8 +158,12 @@ def render_scorecard(records: list[dict], figures: Path | None = None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_execution_report(records: list[dict], build_log: dict) -> str:
-    """Per chapter: profile, device, wall time, peak memory, commit, versions and data checksums."""
+def render_execution_report(
+    records: list[dict], build_log: dict, stability: dict | None = None
+) -> str:
+    """Per chapter: profile, device, wall time, peak memory, commit, versions and data checksums;
+    then the stored seed-stability table (``stability``, from :mod:`backdoorbook.book.stability`)
+    for the build's profile, or a line saying there is none."""
     by_chapter = {r["chapter"]: r for r in records}
     rows = []
     for entry in build_log["chapters"]:
@@ -175,12 +179,16 @@ def render_execution_report(records: list[dict], build_log: dict) -> str:
                 entry["status"],
             ]
         )
+    jobs = build_log.get("jobs", 1)
+    layout = "one chapter at a time" if jobs == 1 else f"{jobs} chapters at a time, one core each"
     parts = [
         "# Execution report",
         f"Built {build_log['finished_at']} with profile `{build_log['profile']}` on "
-        f"{build_log['machine']}; total notebook time {build_log['total_wall_time_s']:.1f} s. "
-        "Wall time is measured by the build around each notebook (kernel start included); "
-        "peak memory is the kernel's peak resident set.",
+        f"{build_log['machine']}, {layout}: {build_log['total_wall_time_s']:.1f} s from the "
+        f"first chapter's start to the last one's end, "
+        f"{build_log.get('total_chapter_time_s', build_log['total_wall_time_s']):.1f} s of "
+        "chapter time in all. Wall time is measured by the build around each notebook (kernel "
+        "start included); peak memory is the kernel's peak resident set.",
         _table(
             [
                 "Chapter",
@@ -211,4 +219,33 @@ def render_execution_report(records: list[dict], build_log: dict) -> str:
             f"Versions: {versions}.",
             checksums,
         ]
+    parts += _stability_section(stability, build_log["profile"])
     return "\n\n".join(parts) + "\n"
+
+
+def _stability_section(stability: dict | None, profile: str) -> list[str]:
+    from .stability import verdict_rows
+
+    rows = verdict_rows(stability or {}, profile)
+    parts = ["## Seed stability"]
+    if not rows:
+        return parts + [
+            f"No seed-stability table for profile `{profile}` is stored "
+            "(`python -m backdoorbook.book.stability` makes one; the build does not run it)."
+        ]
+    entries = [e for e in stability["entries"] if e["profile"] == profile]
+    commits = sorted({e.get("git_commit", "")[:12] for e in entries if e.get("git_commit")})
+    parts.append(
+        f"Every claim's verdict when the chapter is rebuilt under other seeds (profile "
+        f"`{profile}`; stored table, updated {stability['updated_at']} at commit(s) "
+        f"{', '.join(f'`{c}`' for c in commits) or 'none'}; this build did not rerun it). "
+        "A verdict that changes with the seed is decided by sampling noise. The seed drives "
+        "each chapter's own randomness; shipped artifacts keep the seed they were trained with."
+    )
+    for chapter, table in rows.items():
+        stable = sum(row[-1] == "yes" for row in table[1:])
+        parts += [
+            f"### {chapter}: {stable} of {len(table) - 1} claims stable",
+            _table(table[0], table[1:]),
+        ]
+    return parts

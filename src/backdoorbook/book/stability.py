@@ -1,0 +1,144 @@
+"""Seed stability: rebuild chapters under several seeds and tabulate every claim's verdict.
+
+A chapter's ``seed`` drives its own randomness (image subsets, episodes, attack and purification
+noise, the bootstrap); the shipped artifacts keep the seed they were trained with. A verdict that
+changes with the seed is decided by sampling noise, whatever its interval says. ::
+
+    python -m backdoorbook.book.stability --chapters 00_data 05_flba --seeds 0 1 2
+    python -m backdoorbook.book.stability --seeds 0 1 2          # every chapter of the book
+
+Each (chapter, seed) run executes the chapter exactly as the book build does, into a temporary
+folder, and its claims are merged into :data:`STABILITY` (``book/seed_stability.json``, committed),
+replacing that chapter's earlier runs under the same seeds; a chapter that fails under a seed is
+recorded as failed with its message, and the command then exits with status 1. The book build
+reads the stored table into the execution report and never reruns it. Like a recipe, the command
+runs from a clean committed tree (``--allow-dirty`` records a ``-dirty`` commit, for trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from backdoorbook import runtime
+from backdoorbook.book.chapter import load_records
+from backdoorbook.book.execute import ChapterFailed, execute_chapters
+from backdoorbook.book.profiles import CHAPTERS, profile_names
+from backdoorbook.recipes.common import DirtyTreeError
+
+STABILITY = runtime.REPO_ROOT / "book" / "seed_stability.json"
+
+
+def run_entry(stem: str, profile: str, seed: int, jobs: int = 1) -> dict:
+    """Execute chapter ``stem`` under ``seed`` in a temporary folder; return its table entry:
+    per claim its verdict and headline criterion (effect, interval, threshold, n), or the
+    failure."""
+    entry = {"chapter": stem, "profile": profile, "seed": seed}
+    with tempfile.TemporaryDirectory(prefix=f"stability-{stem}-{seed}-") as tmp:
+        try:
+            log = execute_chapters(
+                [stem], profile, seed, Path(tmp) / "chapters", Path(tmp) / "results", jobs
+            )
+        except ChapterFailed as err:
+            return entry | {"status": "failed", "error": str(err).splitlines()[0]}
+        (record,) = load_records(Path(tmp) / "results")
+    entry |= {
+        "status": "ok",
+        "git_commit": record["git_commit"],
+        "wall_time_s": log["chapters"][0]["wall_time_s"],
+        "claims": [_claim_summary(c) for c in record["claims"]],
+    }
+    return entry
+
+
+def _claim_summary(claim: dict) -> dict:
+    keys = ("effect", "ci_low", "ci_high", "threshold", "n")
+    return {"id": claim["id"], "verdict": claim["verdict"]} | {k: claim.get(k) for k in keys}
+
+
+def merge(table: dict, entries: list[dict]) -> dict:
+    """``table`` with ``entries`` added, each replacing an earlier entry of its chapter, profile
+    and seed; entries sorted by chapter, profile and seed."""
+
+    def key(e):
+        return (e["chapter"], e["profile"], e["seed"])
+
+    kept = {key(e): e for e in table.get("entries", [])}
+    kept.update({key(e): e for e in entries})
+    return {
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python -m backdoorbook.book.stability",
+        "entries": [kept[k] for k in sorted(kept)],
+    }
+
+
+def verdict_rows(table: dict, profile: str) -> dict[str, list[list]]:
+    """Per chapter, one row per claim: its id, its verdict under each seed the table holds for
+    ``profile`` (``failed`` where the chapter failed, ``—`` where the claim is missing), and
+    whether the verdicts agree."""
+    by_chapter: dict[str, dict[int, dict]] = {}
+    for e in table.get("entries", []):
+        if e["profile"] == profile:
+            by_chapter.setdefault(e["chapter"], {})[e["seed"]] = e
+    rows = {}
+    for chapter, runs in sorted(by_chapter.items()):
+        seeds = sorted(runs)
+        ids = list(dict.fromkeys(c["id"] for s in seeds for c in runs[s].get("claims", [])))
+        chapter_rows = []
+        for claim_id in ids:
+            verdicts = []
+            for s in seeds:
+                if runs[s]["status"] != "ok":
+                    verdicts.append("failed")
+                    continue
+                found = [c for c in runs[s]["claims"] if c["id"] == claim_id]
+                verdicts.append(found[0]["verdict"] if found else "—")
+            chapter_rows.append([claim_id, *verdicts, "yes" if len(set(verdicts)) == 1 else "no"])
+        if not ids:  # every run of the chapter failed
+            chapter_rows.append(["(no claims)", *(runs[s]["status"] for s in seeds), "no"])
+        rows[chapter] = [["Claim", *(f"seed {s}" for s in seeds), "Stable"], *chapter_rows]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chapters", nargs="+", help="chapter stems (default: every chapter)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--output", type=Path, default=STABILITY)
+    parser.add_argument(
+        "--allow-dirty", action="store_true", help="run from uncommitted changes (trials only)"
+    )
+    args = parser.parse_args(argv)
+    stems = args.chapters or list(CHAPTERS)
+    for stem in stems:
+        if args.profile not in profile_names(stem):
+            parser.error(f"chapter {stem} has no profile {args.profile!r}")
+    commit = runtime.git_commit()
+    if commit.endswith("-dirty") and not args.allow_dirty:
+        raise DirtyTreeError(
+            f"uncommitted changes ({commit}): the stability table is made from a clean committed "
+            "tree (commit first, or pass --allow-dirty for a trial)"
+        )
+    entries = []
+    for seed in args.seeds:
+        for stem in stems:
+            entries.append(run_entry(stem, args.profile, seed))
+            status = entries[-1]["status"]
+            print(f"[stability] {stem} seed {seed}: {status}", flush=True)
+            table = json.loads(args.output.read_text()) if args.output.exists() else {}
+            args.output.write_text(json.dumps(merge(table, entries), indent=2) + "\n")
+    failed = [f"{e['chapter']} seed {e['seed']}" for e in entries if e["status"] != "ok"]
+    if failed:
+        print(f"[stability] failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"[stability] table in {args.output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
