@@ -8,8 +8,9 @@ images, same settings (ε = 8/255, 10 steps, α = ε/10, μ = 1; DI: resize rate
 Runs alternate between the two libraries and each reports its median time over ``repeats``
 runs after one warm-up. The time is the process's CPU time (``time.process_time``), not the wall
 clock, so that other jobs on a shared machine do not enter the comparison; with ``--threads 1``
-it is the time the attack computed. Prints images per CPU second and the ratio
-ours / torchattacks (> 1: ours is faster); exits 1 if ours is more than 5 % slower.
+it is the time the attack computed. Prints images per CPU second, the ratio
+ours / torchattacks (> 1: ours is faster) and our achieved FLOP/s against the measured matmul
+peak on the same clock (``bench/flops.py``); exits 1 if ours is more than 5 % slower.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 
 import torch
 import torchattacks
+from flops import counted_flops, describe, efficiency, matmul_peak
 
 from backdoorbook import data
 from backdoorbook.attacks.transfer import DIM, MIFGSM
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.images} CIFAR-10 images, ResNet-20 surrogate, eps 8/255, {STEPS} steps, "
         f"{torch.get_num_threads()} threads, median CPU time of {args.repeats} alternating runs"
     )
+    peak = matmul_peak(time.process_time)
     ok = True
     for name, (ours, theirs) in pairs.items():
         timed(ours, images, labels), timed(theirs, images, labels)  # warm-up
@@ -80,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         theirs_ips = args.images / statistics.median(theirs_s)
         ratio = ours_ips / theirs_ips
         ok &= ratio >= 0.95
+        flops = counted_flops(lambda attack=ours: attack(images, labels))
         print(
             f"{name:11s} ours {ours_ips:7.1f} img/CPU-s   "
-            f"torchattacks {theirs_ips:7.1f} img/CPU-s   ratio {ratio:.2f}"
+            f"torchattacks {theirs_ips:7.1f} img/CPU-s   ratio {ratio:.2f}   "
+            f"ours: {describe(efficiency(flops, statistics.median(ours_s), peak))}"
         )
     return 0 if ok else 1
 
