@@ -33,7 +33,11 @@ from backdoorbook.evaluation.zero_shot import (
     image_embeddings,
     zero_shot_accuracy,
     zero_shot_asr,
+    zero_shot_backdoor_scores,
     zero_shot_classifier,
+    zero_shot_correct,
+    zero_shot_outcomes,
+    zero_shot_target_hits,
 )
 from backdoorbook.models.mini_clip import (
     MINI_CLIP_CONFIG,
@@ -191,6 +195,28 @@ def test_zero_shot_top_k_rates_by_hand():
     asr = zero_shot_asr(model, images, labels, classifier, target=2, ks=(1, 2))
     assert asr[1].n == 3 and asr[1].value == 0.0 and asr[2].value == pytest.approx(100 / 3)
     assert image_embeddings(model, images).shape == (4, 3)
+    # the per-image outcomes behind those rates, in the images' order (non-target ones for ASR)
+    assert zero_shot_correct(model, images, labels, classifier).tolist() == [1, 1, 0, 1]
+    per_image = zero_shot_target_hits(model, images, labels, classifier, target=2, ks=(1, 2))
+    assert per_image[1].tolist() == [0, 0, 0] and per_image[2].tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="labels"):
+        zero_shot_correct(model, images, labels[:3], classifier)
+
+
+def test_zero_shot_outcomes_match_the_rates(one_thread):
+    model = mini_clip(TINY, seed=0).eval()
+    images = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2] * 4)
+    triggered = stamp_centre(images, torch.ones(3, 8, 8))
+    classes = ["cat", "dog", "ship"]
+    outcomes = zero_shot_outcomes(model, images, labels, triggered, classes, target=2)
+    scores = zero_shot_backdoor_scores(model, images, labels, triggered, classes, target=2)
+    assert outcomes["CA"].shape == (12,) and outcomes["ASR@1"].shape == (8,)
+    assert outcomes["ASR@10"].all()  # ten classes of three always include the target
+    classifier = zero_shot_classifier(model, classes)
+    assert scores["CA"].value == zero_shot_accuracy(model, images, labels, classifier).value
+    assert scores["ASR@1"].value == pytest.approx(100 * outcomes["ASR@1"].float().mean().item())
+    assert scores["ASR@1"].n == 8
 
 
 def test_prompt_ensemble_is_normalised_mean(one_thread):

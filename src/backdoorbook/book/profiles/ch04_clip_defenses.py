@@ -1,4 +1,9 @@
-"""Profiles of chapter 4 (backdoors in a miniature CLIP; CleanCLIP, TA-Cleaner, UBT)."""
+"""Profiles of chapter 4 (backdoors in a miniature CLIP; CleanCLIP, TA-Cleaner, UBT).
+
+``ci`` loads the shipped clean model; ``paper`` pre-trains it in the chapter at a larger scale;
+``smoke`` takes the ``paper`` path (pre-training here included) at toy sizes, so that CI runs
+the code ``paper`` runs.
+"""
 
 from __future__ import annotations
 
@@ -152,4 +157,23 @@ PAPER = replace(
     plot_images=1000,
     threads=None,
 )
-PROFILES = {"ci": CI, "paper": PAPER}
+SMOKE = replace(  # the paper path (pre-training here, every core) at toy sizes, for a quick check
+    PAPER,
+    clean_epochs=1,  # one pass: the pre-training code runs, the model stays weak
+    pretrain_cifar_per_class=30,  # a 700-pair pool ...
+    pretrain_mini_per_class=4,  # ... with four images of the target class
+    test_cifar_per_class=10,  # 300 test images ...
+    test_mini_per_class=2,  # ... two of them of the target
+    poison_set_pairs=400,
+    poison_count=20,  # 5 % of the continued-training pairs, as under ci
+    poison_epochs=1,
+    defense_pairs=200,  # pool minus the continued-training set leaves room for it
+    defense_epochs=1,
+    batch_size=64,  # several steps per epoch on the small sets
+    badclip_steps=5,
+    ubt_suspects=8,
+    ubt_overfit_epochs=1,
+    plot_images=100,
+    threads=1,  # a thread setting, not a code path: every core of this busy machine ran 8x slower
+)
+PROFILES = {"ci": CI, "paper": PAPER, "smoke": SMOKE}
