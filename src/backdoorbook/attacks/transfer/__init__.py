@@ -11,8 +11,6 @@ from .dim import DIM
 from .ensemble import EnsembleMIFGSM, LogitEnsemble
 from .experiment import (
     black_box_mean,
-    fooled,
-    per_image_success,
     select_agreed_correct,
     success_matrix,
     success_rate,
@@ -56,6 +54,4 @@ __all__ = [
     "success_rate",
     "transfer_table",
     "black_box_mean",
-    "fooled",
-    "per_image_success",
 ]
