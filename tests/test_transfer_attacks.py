@@ -1,6 +1,7 @@
 import copy
 import types
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from backdoorbook.attacks.transfer import (
     success_rate,
     transfer_table,
 )
+from backdoorbook.attacks.transfer.experiment import fooled, per_image_success
 from backdoorbook.models import cifar_resnet
 
 EPS = 8 / 255
@@ -245,6 +247,67 @@ def test_transfer_table_scores_every_pair_and_flags_white_box_cells(model, batch
         == table.query("method == 'fgsm' and eps == 8 and target == 'b'").success.item()
     )
     assert means.loc["Ens-MI"].isna().all()  # every ensemble cell is white-box here
+    for row in table.itertuples():  # the per-image outcomes are the rate's units
+        assert row.fooled.shape == (len(images),) and row.fooled.dtype == bool
+        assert row.success == pytest.approx(100 * row.fooled.mean())
+        assert 0 <= row.attack_cpu_s
+    assert np.array_equal(
+        table.query("method == 'fgsm' and eps == 8 and target == 'b'").fooled.item(),
+        fooled(other, fgsm_a, labels),
+    )
+
+
+def test_per_image_success_pairs_the_images_of_black_box_pairs(model, batch):
+    images, labels = batch
+    torch.manual_seed(2)
+    b, c = cifar_resnet(8).eval(), cifar_resnet(8).eval()
+    targets = {"a": model, "b": b, "c": c}
+    table, _ = transfer_table(
+        ["ifgsm", "mifgsm"],
+        {"a": model, "b": b},
+        targets,
+        images,
+        labels,
+        eps_values=[EPS],
+        steps=2,
+        surrogate_methods={"b": ["mifgsm"]},
+        progress=False,
+    )
+    # b runs only MI-FGSM: three runs, each scored on three targets
+    assert sorted(set(zip(table.method, table.surrogate))) == [
+        ("ifgsm", "a"),
+        ("mifgsm", "a"),
+        ("mifgsm", "b"),
+    ]
+    mi = per_image_success(table, "mifgsm", 8)
+    assert mi.shape == (len(images),)
+    # four black-box pairs (a -> b, a -> c, b -> a, b -> c): each image's share of them fooled
+    rows = table.query("method == 'mifgsm' and not white_box")
+    assert len(rows) == 4
+    assert np.allclose(mi, 100 * np.mean(np.stack(list(rows.fooled)), axis=0))
+    assert mi.mean() == pytest.approx(black_box_mean(table).loc["MI-FGSM", 8])
+    only = per_image_success(table, "mifgsm", 8, surrogates=["a"], targets=["c"])
+    assert np.array_equal(
+        only, 100.0 * rows.query("surrogate == 'a' and target == 'c'").fooled.item()
+    )
+    pooled = per_image_success(table, ["ifgsm", "mifgsm"], 8, surrogates=["a"])
+    ifgsm = per_image_success(table, "ifgsm", 8, surrogates=["a"])
+    assert np.allclose(
+        pooled, (ifgsm + per_image_success(table, "mifgsm", 8, surrogates=["a"])) / 2
+    )
+    with pytest.raises(ValueError, match="no black-box pairs"):
+        per_image_success(table, "ifgsm", 8, surrogates=["b"])
+    with pytest.raises(ValueError, match="not given"):
+        transfer_table(
+            ["fgsm"],
+            {"a": model},
+            targets,
+            images,
+            labels,
+            eps_values=[EPS],
+            surrogate_methods={"z": ["fgsm"]},
+            progress=False,
+        )
 
 
 def test_select_agreed_correct_keeps_images_all_models_get_right():
