@@ -23,15 +23,16 @@ from backdoorbook.attacks.transfer import (
     LogitEnsemble,
     black_box_mean,
     create_attack,
+    fooled,
     gaussian_kernel,
     middle_layer,
+    per_image_success,
     residual_branch_ends,
     select_agreed_correct,
     success_matrix,
     success_rate,
     transfer_table,
 )
-from backdoorbook.attacks.transfer.experiment import fooled, per_image_success
 from backdoorbook.models import cifar_resnet
 
 EPS = 8 / 255

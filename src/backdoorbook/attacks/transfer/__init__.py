@@ -11,6 +11,8 @@ from .dim import DIM
 from .ensemble import EnsembleMIFGSM, LogitEnsemble
 from .experiment import (
     black_box_mean,
+    fooled,
+    per_image_success,
     select_agreed_correct,
     success_matrix,
     success_rate,
@@ -45,6 +47,8 @@ __all__ = [
     "middle_layer",
     "LogitEnsemble",
     "EnsembleMIFGSM",
+    "fooled",
+    "per_image_success",
     "ATTACKS",
     "FAMILIES",
     "AttackSpec",
