@@ -234,3 +234,21 @@ def test_shipped_backbone_loads_frozen_and_novel_classes_are_unseen():
     splits = data.class_splits("miniimagenet")
     assert len(splits["train"]) == 64 and len(splits["test"]) == 20
     assert not set(splits["train"]) & set(splits["test"])
+
+
+def test_few_shot_bar_measure_ranks_the_trained_backbone_above_a_random_one(one_thread):
+    from backdoorbook.book.profiles import get_profile
+    from backdoorbook.models.conv4 import conv4_backbone, load_flba_backbone
+    from backdoorbook.recipes.flba_backbone import few_shot_accuracy
+
+    trained = load_flba_backbone(get_profile("05_flba").backbone_artifact)
+    torch.manual_seed(0)
+    untrained = conv4_backbone().eval()
+    scores = {
+        name: few_shot_accuracy(model, 5, episodes=12, chunk=5, seed=3)
+        for name, model in (("trained", trained), ("untrained", untrained))
+    }
+    for mean, half_width in scores.values():
+        assert 0 <= mean <= 100 and half_width > 0
+    assert scores["trained"][0] > scores["untrained"][0] + 5
+    assert few_shot_accuracy(trained, 5, episodes=12, chunk=5, seed=3) == scores["trained"]
