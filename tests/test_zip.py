@@ -15,6 +15,7 @@ from backdoorbook.defenses.zip import (
     zip_operators,
     zip_purify,
 )
+from backdoorbook.evaluation.classification import backdoor_metrics, backdoor_outcomes
 from backdoorbook.models.ddpm import (
     DDPMConfig,
     ddpm_scheduler,
@@ -246,3 +247,25 @@ def test_zip_purify_equals_the_paper_with_a_random_unet(images, eta, one_thread)
     assert ((ours > 0) & (ours < 1)).all()  # nothing hidden by the final clamp
     torch.testing.assert_close(ours, expected, atol=1e-4, rtol=0)
     assert (ours - other_eta).abs().max() > 1e-2  # the comparison sees the DDIM noise scale
+
+
+class Brightness(torch.nn.Module):
+    """Class 1 for images brighter than mid-grey, else class 0 (class 2 never wins)."""
+
+    def forward(self, x):
+        m = x.mean((1, 2, 3))
+        return torch.stack([0.5 - m, m - 0.5, torch.full_like(m, -1.0)], 1)
+
+
+def test_backdoor_outcomes_are_the_per_image_metrics():
+    clean = torch.tensor([0.2, 0.2, 0.7, 0.2]).view(4, 1, 1, 1).expand(4, 3, 2, 2)
+    poisoned = torch.tensor([0.9, 0.3, 0.9, 0.8]).view(4, 1, 1, 1).expand(4, 3, 2, 2)
+    labels = torch.tensor([0, 0, 0, 2])
+    out = backdoor_outcomes(Brightness(), clean, poisoned, labels, target=1)
+    assert out["CA"].tolist() == [100, 100, 0, 0]
+    assert out["PA"].tolist() == [0, 100, 0, 0]
+    assert out["ASR"].tolist() == [100, 0, 100, 100]
+    rates = backdoor_metrics(Brightness(), clean, poisoned, labels, target=1)
+    assert {k: v.mean() for k, v in out.items()} == {k: r.value for k, r in rates.items()}
+    with pytest.raises(ValueError, match="non-target classes"):
+        backdoor_outcomes(Brightness(), clean, poisoned, torch.tensor([0, 1, 0, 2]), target=1)

@@ -5,12 +5,16 @@ Definitions (stated once in the book's introduction; ZIP, arXiv 2303.12175, for 
 - ASR: fraction of triggered inputs predicted as the attacker's target, over inputs whose
   true label is not the target.
 - PA: accuracy of defended triggered inputs with respect to their true labels.
+
+:func:`backdoor_metrics` gives the three rates; :func:`backdoor_outcomes` the per-image outcomes
+behind them, for paired comparisons over the same images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,4 +95,35 @@ def backdoor_metrics(
         "CA": accuracy(clean_pred, labels),
         "PA": accuracy(poisoned_pred[keep], labels[keep]),
         "ASR": attack_success_rate(poisoned_pred, labels, target),
+    }
+
+
+def backdoor_outcomes(
+    model: nn.Module,
+    clean: torch.Tensor,
+    poisoned: torch.Tensor,
+    labels: torch.Tensor,
+    target: int,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:
+    """The per-image outcomes behind :func:`backdoor_metrics`, each 100 (yes) or 0 (no) per image.
+
+    ``{"CA": clean image classified correctly, "PA": poisoned image classified correctly,
+    "ASR": poisoned image classified as ``target``}``; their means are the rates. Every label
+    must differ from ``target``, so the three share one denominator and two defenses (or two
+    models) scored on the same images can be compared image by image.
+    """
+    if clean.shape != poisoned.shape or len(labels) != len(clean):
+        raise ValueError("clean, poisoned and labels must describe the same N images")
+    if bool((labels == target).any()):
+        raise ValueError(
+            f"{int((labels == target).sum())} labels equal the target {target}: per-image "
+            "outcomes need images of non-target classes only"
+        )
+    clean_pred = predict(model, clean, batch_size)
+    poisoned_pred = predict(model, poisoned, batch_size)
+    return {
+        "CA": 100.0 * (clean_pred == labels).double().numpy(),
+        "PA": 100.0 * (poisoned_pred == labels).double().numpy(),
+        "ASR": 100.0 * (poisoned_pred == target).double().numpy(),
     }
