@@ -24,14 +24,7 @@ LEGACY = {
     "clip_mini_clean_32px",
     "ddpm_cifar10",
     "flba_conv4_miniimagenet42",
-    "iba_camvid_baseline_10pct_w16_ds2",
-    "iba_camvid_baseline_20pct_w16_ds2",
     "iba_camvid_clean_w16_120x90",
-    "iba_camvid_control_w16_ds2",
-    "iba_camvid_nni_10pct_w16_ds2",
-    "iba_camvid_nni_20pct_w16_ds2",
-    "iba_camvid_prl_10pct_w16_ds2",
-    "iba_camvid_prl_20pct_w16_ds2",
     "mini_sam_camvid",
 }
 
