@@ -221,11 +221,16 @@ def export(recipe: Recipe, name: str, run: RunContext) -> None:
         "training_images_seen": meta["step"] * recipe.batch_size,
         **measure_quality(ema.eval(), ddpm_scheduler().alphas_cumprod, test, seed=recipe.seed),
     }
+    previous = load_ddpm_artifact(name)  # the prior this run replaces, measured the same way
     curve = meta["loss_curve"]
     info = {
         "wall_time_s": meta["wall_time_s"],
         "images_seen": meta["step"] * recipe.batch_size,
         "quality": quality,
+        "quality_bar": {"training_images_seen": IMAGES_SEEN_BAR},
+        "replaced_prior_quality": measure_quality(
+            previous[0].eval(), previous[1].alphas_cumprod, test, seed=recipe.seed
+        ),
     }
     ship(
         name,

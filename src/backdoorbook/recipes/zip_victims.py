@@ -70,6 +70,9 @@ class Recipe:
     seed: int = 0
 
 
+#: Minimum test CA and ASR (%) of every victim (the testbed issue's bars).
+QUALITY_BARS = {"test_accuracy": 80.0, "test_asr": 90.0}
+
 _BADNETS = {"pattern": "random", "margin": 3}  # a 3x3 random-colour patch at rows/cols 26-28
 
 #: The recipe of each victim, by ``(dataset, attack)``: ZIP's triggers (BadNets and Blended
@@ -159,6 +162,7 @@ def train(recipe: Recipe, device: torch.device, progress: bool = True) -> tuple[
             "test_n": ca.n,
             "test_asr_n": asr.n,
         },
+        "quality_bar": QUALITY_BARS,
         "dataset": recipe.dataset,
         "num_classes": len(train_set.classes),
         "depth": 20,
