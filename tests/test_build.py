@@ -474,3 +474,21 @@ def test_two_jobs_run_chapters_each_on_a_core_of_its_own(tmp_path, monkeypatch):
         assert nb.cells[-1].outputs[0]["text"] == "cores 1 seed 5\n"
     with pytest.raises(ValueError, match="jobs must be between 1 and the"):
         execute.execute_chapters(["97_a"], "ci", 0, out, out, jobs=len(os.sched_getaffinity(0)) + 1)
+
+
+def test_keep_going_records_a_failed_chapter_and_runs_the_rest(tmp_path, monkeypatch):
+    (tmp_path / "99_fail.md").write_text(FAILING)
+    (tmp_path / "97_a.md").write_text(CORES)
+    monkeypatch.setattr(execute, "get_profile", lambda stem, profile: None)
+    log = execute.execute_chapters(
+        ["99_fail", "97_a"],
+        "ci",
+        0,
+        tmp_path / "o",
+        tmp_path / "r",
+        notebooks=tmp_path,
+        keep_going=True,
+    )
+    statuses = [(c["chapter"], c["status"]) for c in log["chapters"]]
+    assert statuses == [("99_fail", "failed"), ("97_a", "ok")]
+    assert "ValueError: boom with profile ci" in log["chapters"][0]["error"]

@@ -46,13 +46,13 @@ def test_verdict_rows_mark_claims_whose_verdict_changes_with_the_seed():
     ]
 
 
-def test_run_entry_summarises_the_chapters_record_or_its_failure(monkeypatch):
+def test_run_seed_summarises_each_chapters_record_or_its_failure(monkeypatch):
     claim = {
         "id": "x",
         "statement": "s",
         "rule": "r",
         "ours": "o",
-        "verdict": "inconclusive",
+        "verdict": "not reproduced",
         "effect": 2.0,
         "ci_low": -1.0,
         "ci_high": 5.0,
@@ -60,25 +60,33 @@ def test_run_entry_summarises_the_chapters_record_or_its_failure(monkeypatch):
         "n": 64,
     }
 
-    def fake_execute(stems, profile, seed, out_dir, results, jobs):
+    def fake_execute(stems, profile, seed, out_dir, results, jobs, keep_going):
+        assert keep_going and jobs == 2 and seed == 4
         results.mkdir(parents=True)
-        record = {"chapter": stems[0], "git_commit": "abc", "claims": [claim]}
-        (results / f"{stems[0]}.json").write_text(json.dumps(record))
-        return {"chapters": [{"wall_time_s": 3.5}]}
+        record = {"chapter": "01_a", "git_commit": "abc", "claims": [claim]}
+        (results / "01_a.json").write_text(json.dumps(record))
+        failed = {"status": "failed", "error": "chapter 02_b failed in cell 3: boom\n  more"}
+        return {
+            "chapters": [
+                {"chapter": "01_a", "wall_time_s": 3.5, "status": "ok"},
+                {"chapter": "02_b", "wall_time_s": 1.0} | failed,
+            ]
+        }
 
     monkeypatch.setattr(stability, "execute_chapters", fake_execute)
-    entry = stability.run_entry("01_a", "ci", 4)
-    assert entry["status"] == "ok" and entry["seed"] == 4 and entry["wall_time_s"] == 3.5
-    assert entry["claims"] == [
-        {"id": "x", "verdict": "inconclusive", "effect": 2.0, "ci_low": -1.0, "ci_high": 5.0}
+    ok, failed = stability.run_seed(["01_a", "02_b"], "ci", 4, jobs=2)
+    assert ok["status"] == "ok" and ok["seed"] == 4 and ok["wall_time_s"] == 3.5
+    assert ok["claims"] == [
+        {"id": "x", "verdict": "not reproduced", "effect": 2.0, "ci_low": -1.0, "ci_high": 5.0}
         | {"threshold": 0.0, "n": 64}
     ]
-
-    def failing(*args):
-        raise stability.ChapterFailed("chapter 01_a failed in cell 3: boom\n  traceback")
-
-    monkeypatch.setattr(stability, "execute_chapters", failing)
-    assert stability.run_entry("01_a", "ci", 1)["error"] == "chapter 01_a failed in cell 3: boom"
+    assert failed == {
+        "chapter": "02_b",
+        "profile": "ci",
+        "seed": 4,
+        "status": "failed",
+        "error": "chapter 02_b failed in cell 3: boom",
+    }
 
 
 def test_execution_report_shows_the_stored_table_or_says_there_is_none():

@@ -90,11 +90,13 @@ def execute_chapters(
     results: Path,
     jobs: int = 1,
     notebooks: Path = NOTEBOOKS,
+    keep_going: bool = False,
 ) -> dict:
     """Execute ``stems`` (``jobs`` at a time, each worker on one core of its own when ``jobs`` >
     1), writing their records into ``results``; return the build log, chapters in the order of
-    ``stems``. A bad profile name fails before any chapter runs; the first failure stops the
-    build (with ``jobs`` > 1, once the chapters already running have finished)."""
+    ``stems``. A bad profile name fails before any chapter runs. The first failure stops the
+    build (with ``jobs`` > 1, once the chapters already running have finished), unless
+    ``keep_going``: then the log marks the chapter ``failed`` with its message and the rest run."""
     for stem in stems:
         get_profile(stem, profile)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -113,39 +115,44 @@ def execute_chapters(
         "chapters": [],
     }
     start = time.perf_counter()
+    task = (profile, seed, out_dir, notebooks, keep_going)
     if jobs == 1:
-        seconds = {}
-        for stem in stems:
-            seconds[stem] = _run_announced(stem, profile, seed, out_dir, notebooks)
+        outcomes = {stem: _run_announced(stem, *task) for stem in stems}
     else:
-        seconds = _execute_in_parallel(stems, profile, seed, out_dir, notebooks, cores[:jobs])
+        outcomes = _execute_in_parallel(stems, task, cores[:jobs])
     for stem in stems:
-        log["chapters"].append(
-            {
-                "chapter": stem,
-                "profile": profile,
-                "wall_time_s": round(seconds[stem], 1),
-                "status": "ok",
-            }
-        )
-    log["total_chapter_time_s"] = round(sum(seconds.values()), 1)
+        seconds, error = outcomes[stem]
+        entry = {"chapter": stem, "profile": profile, "wall_time_s": round(seconds, 1)}
+        entry |= {"status": "ok"} if error is None else {"status": "failed", "error": error}
+        log["chapters"].append(entry)
+    log["total_chapter_time_s"] = round(sum(seconds for seconds, _ in outcomes.values()), 1)
     log["total_wall_time_s"] = round(time.perf_counter() - start, 1)
     log["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return log
 
 
-def _run_announced(stem: str, profile: str, seed: int, out_dir: Path, notebooks: Path) -> float:
+def _run_announced(
+    stem: str, profile: str, seed: int, out_dir: Path, notebooks: Path, keep_going: bool
+) -> tuple[float, str | None]:
+    """``(seconds, None)``, or with ``keep_going`` ``(seconds, message)`` for a failed chapter."""
     print(f"[book] executing {stem} (profile {profile}, seed {seed}) ...", flush=True)
-    seconds = execute_chapter(stem, profile, seed, out_dir, notebooks)
+    start = time.perf_counter()
+    try:
+        seconds = execute_chapter(stem, profile, seed, out_dir, notebooks)
+    except ChapterFailed as err:
+        if not keep_going:
+            raise
+        print(f"[book] {stem} FAILED: {str(err).splitlines()[0]}", flush=True)
+        return time.perf_counter() - start, str(err)
     print(f"[book] {stem} done in {seconds:.1f} s", flush=True)
-    return seconds
+    return seconds, None
 
 
 def _pin_to_next_core(cores) -> None:
     os.sched_setaffinity(0, {cores.get()})  # the kernel papermill starts inherits the core
 
 
-def _execute_in_parallel(stems, profile, seed, out_dir, notebooks, cores) -> dict[str, float]:
+def _execute_in_parallel(stems, task, cores) -> dict[str, tuple[float, str | None]]:
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         free_cores = manager.Queue()
@@ -154,10 +161,7 @@ def _execute_in_parallel(stems, profile, seed, out_dir, notebooks, cores) -> dic
         with ProcessPoolExecutor(
             len(cores), mp_context=context, initializer=_pin_to_next_core, initargs=(free_cores,)
         ) as pool:
-            futures = {
-                stem: pool.submit(_run_announced, stem, profile, seed, out_dir, notebooks)
-                for stem in stems
-            }
+            futures = {stem: pool.submit(_run_announced, stem, *task) for stem in stems}
             return {stem: future.result() for stem, future in futures.items()}
 
 

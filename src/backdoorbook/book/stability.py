@@ -7,10 +7,11 @@ changes with the seed is decided by sampling noise, whatever its interval says. 
     python -m backdoorbook.book.stability --chapters 00_data 05_flba --seeds 0 1 2
     python -m backdoorbook.book.stability --seeds 0 1 2          # every chapter of the book
 
-Each (chapter, seed) run executes the chapter exactly as the book build does, into a temporary
-folder, and its claims are merged into :data:`STABILITY` (``book/seed_stability.json``, committed),
-replacing that chapter's earlier runs under the same seeds; a chapter that fails under a seed is
-recorded as failed with its message, and the command then exits with status 1. The book build
+Each (chapter, seed) run executes the chapter exactly as the book build does (``--jobs 2``: two
+chapters at a time, one core each), into a temporary folder, and its claims are merged into
+:data:`STABILITY` (``book/seed_stability.json``, committed), replacing that chapter's earlier
+runs under the same seeds; a chapter that fails under a seed is recorded as failed with its
+message, and the command then exits with status 1. The book build
 reads the stored table into the execution report and never reruns it. Like a recipe, the command
 runs from a clean committed tree (``--allow-dirty`` records a ``-dirty`` commit, for trials).
 """
@@ -26,33 +27,45 @@ from pathlib import Path
 
 from backdoorbook import runtime
 from backdoorbook.book.chapter import load_records
-from backdoorbook.book.execute import ChapterFailed, execute_chapters
+from backdoorbook.book.execute import execute_chapters
 from backdoorbook.book.profiles import CHAPTERS, profile_names
 from backdoorbook.recipes.common import DirtyTreeError
 
 STABILITY = runtime.REPO_ROOT / "book" / "seed_stability.json"
 
 
-def run_entry(stem: str, profile: str, seed: int, jobs: int = 1) -> dict:
-    """Execute chapter ``stem`` under ``seed`` in a temporary folder; return its table entry:
-    per claim its verdict and headline criterion (effect, interval, threshold, n), or the
-    failure."""
-    entry = {"chapter": stem, "profile": profile, "seed": seed}
-    with tempfile.TemporaryDirectory(prefix=f"stability-{stem}-{seed}-") as tmp:
-        try:
-            log = execute_chapters(
-                [stem], profile, seed, Path(tmp) / "chapters", Path(tmp) / "results", jobs
-            )
-        except ChapterFailed as err:
-            return entry | {"status": "failed", "error": str(err).splitlines()[0]}
-        (record,) = load_records(Path(tmp) / "results")
-    entry |= {
-        "status": "ok",
-        "git_commit": record["git_commit"],
-        "wall_time_s": log["chapters"][0]["wall_time_s"],
-        "claims": [_claim_summary(c) for c in record["claims"]],
-    }
-    return entry
+def run_seed(stems: list[str], profile: str, seed: int, jobs: int = 1) -> list[dict]:
+    """Execute ``stems`` under ``seed`` (``jobs`` at a time) in a temporary folder; return one
+    table entry per chapter: per claim its verdict and headline criterion (effect, interval,
+    threshold, n), or the chapter's failure."""
+    with tempfile.TemporaryDirectory(prefix=f"stability-{seed}-") as tmp:
+        log = execute_chapters(
+            stems,
+            profile,
+            seed,
+            Path(tmp) / "chapters",
+            Path(tmp) / "results",
+            jobs=jobs,
+            keep_going=True,
+        )
+        records = {r["chapter"]: r for r in load_records(Path(tmp) / "results")}
+    entries = []
+    for chapter in log["chapters"]:
+        entry = {"chapter": chapter["chapter"], "profile": profile, "seed": seed}
+        if chapter["status"] != "ok":
+            entries.append(entry | {"status": "failed", "error": chapter["error"].splitlines()[0]})
+            continue
+        record = records[chapter["chapter"]]
+        entries.append(
+            entry
+            | {
+                "status": "ok",
+                "git_commit": record["git_commit"],
+                "wall_time_s": chapter["wall_time_s"],
+                "claims": [_claim_summary(c) for c in record["claims"]],
+            }
+        )
+    return entries
 
 
 def _claim_summary(claim: dict) -> dict:
@@ -109,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chapters", nargs="+", help="chapter stems (default: every chapter)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--profile", default="ci")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="chapters executed at a time, each on a core of its own"
+    )
     parser.add_argument("--output", type=Path, default=STABILITY)
     parser.add_argument(
         "--allow-dirty", action="store_true", help="run from uncommitted changes (trials only)"
@@ -126,12 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     entries = []
     for seed in args.seeds:
-        for stem in stems:
-            entries.append(run_entry(stem, args.profile, seed))
-            status = entries[-1]["status"]
-            print(f"[stability] {stem} seed {seed}: {status}", flush=True)
-            table = json.loads(args.output.read_text()) if args.output.exists() else {}
-            args.output.write_text(json.dumps(merge(table, entries), indent=2) + "\n")
+        entries += run_seed(stems, args.profile, seed, args.jobs)
+        for entry in entries[-len(stems) :]:
+            print(f"[stability] {entry['chapter']} seed {seed}: {entry['status']}", flush=True)
+        table = json.loads(args.output.read_text()) if args.output.exists() else {}
+        args.output.write_text(json.dumps(merge(table, entries), indent=2) + "\n")
     failed = [f"{e['chapter']} seed {e['seed']}" for e in entries if e["status"] != "ok"]
     if failed:
         print(f"[stability] failed: {', '.join(failed)}", file=sys.stderr)
