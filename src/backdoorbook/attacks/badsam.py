@@ -22,6 +22,11 @@ AdamW and a cosine learning rate stepped once per epoch, through the library's
 (:class:`PromptFreeSAM`). Where this departs from the authors' code is listed in
 :data:`DEVIATIONS`.
 
+The paper has no control for the foundation itself; the chapter adds one: the same adaptation
+of the foundation with its image encoder re-initialised at random (:func:`random_encoder`,
+identified by :func:`encoder_fingerprint`). Per-image outcomes (:func:`collapse_per_image`)
+let two models be compared image by image on the same triggered test images.
+
 Original images are uint8 ``[H, W, 3]`` arrays with ``{0, 1}`` masks ``[H, W]``; model inputs
 are float ``[N, 3, S, S]`` in [0, 1] with masks ``[N, S, S]``.
 """
