@@ -76,7 +76,11 @@ def test_shipped_adapted_model_reproduces_the_adapted_one_and_refuses_other_reci
         adapted_model(foundation, replace(cfg, epochs=2), 0.5, images, masks, directory=tmp_path)
     old = {**_record(cfg), "recipe": {**BOTTLENECK_RECIPE, "epochs": 1, "batch_size": 2}}
     save_artifact(cfg.adapted_artifact(0.1), state, old, directory=tmp_path)
-    with pytest.raises(ArtifactError, match="'adapter': 'prompt_generator'"):
+    with pytest.raises(
+        ArtifactError,
+        match="'adapter': 'prompt_generator'.*retrain it with: python -m "
+        "backdoorbook.recipes.badsam_adapted$",
+    ):
         adapted_model(foundation, cfg, 0.1, images, masks, directory=tmp_path)
     save_artifact(
         cfg.adapted_artifact(0.25), dict(list(state.items())[1:]), _record(cfg), directory=tmp_path

@@ -195,20 +195,21 @@ def load_artifact(name: str, directory: Path = ARTIFACTS_DIR) -> dict[str, torch
 
 
 def load_trained_artifact(
-    name: str, recipe: dict, directory: Path = ARTIFACTS_DIR
+    name: str, recipe: dict, directory: Path = ARTIFACTS_DIR, *, remake: str | None = None
 ) -> dict[str, torch.Tensor]:
     """:func:`load_artifact` for a model a chapter would otherwise train itself with ``recipe``.
 
     The recipe that made it is stored in its provenance (key ``recipe``); a model trained with
     other settings than the chapter's profile is refused, naming the difference. The seed it was
     trained with is its own (the chapter's seed drives the chapter's randomness; the results
-    record names both, see :func:`used_artifact_seeds`).
+    record names both, see :func:`used_artifact_seeds`). ``remake``, the command that makes the
+    artifact today, is named in the refusal (default: the command that made it).
     """
     record = artifact_provenance(name, directory)
     if record.get("recipe") != recipe:
         raise ArtifactError(
             f"artifact {name} was trained with the recipe {record.get('recipe')}, but this profile "
-            f"needs {recipe}; retrain it with: {record['command']}"
+            f"needs {recipe}; retrain it with: {remake or record['command']}"
         )
     return load_artifact(name, directory)
 
@@ -231,11 +232,13 @@ def load_or_train(
     train: Callable[[], tuple[dict[str, torch.Tensor], dict]],
     *,
     recipe: dict | None = None,
+    remake: str | None = None,
     device: torch.device | str = "cpu",
     directory: Path = ARTIFACTS_DIR,
 ) -> Trained:
     """Load artifact ``name`` (recipe-checked when ``recipe`` is given), or, when ``name`` is
-    ``None``, run ``train() -> (state, info)`` here on ``device``.
+    ``None``, run ``train() -> (state, info)`` here on ``device``. ``remake``: the command that
+    makes the artifact today, named when its recipe is refused.
 
     A run here gets ``command`` and ``device`` in its ``info``, as a shipped record has them.
     """
@@ -249,7 +252,7 @@ def load_or_train(
     state = (
         load_artifact(name, directory)
         if recipe is None
-        else load_trained_artifact(name, recipe, directory)
+        else load_trained_artifact(name, recipe, directory, remake=remake)
     )
     return Trained(state, artifact_provenance(name, directory), shipped=True)
 

@@ -22,11 +22,18 @@ AdamW and a cosine learning rate stepped once per epoch, through the library's
 (:class:`PromptFreeSAM`). Where this departs from the authors' code is listed in
 :data:`DEVIATIONS`.
 
+The paper has no control for the foundation itself; the chapter adds one: the same adaptation
+of the foundation with its image encoder re-initialised at random (:func:`random_encoder`,
+identified by :func:`encoder_fingerprint`). Per-image outcomes (:func:`collapse_per_image`)
+let two models be compared image by image on the same triggered test images.
+
 Original images are uint8 ``[H, W, 3]`` arrays with ``{0, 1}`` masks ``[H, W]``; model inputs
 are float ``[N, 3, S, S]`` in [0, 1] with masks ``[N, S, S]``.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import torch
@@ -36,7 +43,7 @@ from torch import nn
 from ..data.tensor_views import resize_square
 from ..evaluation.classification import Rate
 from ..fidelity import Deviation
-from ..models.sam import mask_logits
+from ..models.sam import SamConfig, build_sam, mask_logits
 from ..runtime import batched
 from ..training.losses import mask_loss
 from ..training.supervised import History, fit, random_crop_flip
@@ -337,6 +344,27 @@ def trigger_collapse_scores(
         ``"attack success"`` (a :class:`backdoorbook.evaluation.classification.Rate` in percent with
         its ``n``).
     """
+    per_image = collapse_per_image(probs, object_masks, target_masks, success_iou)
+    return {
+        "IoU with trigger": per_image["IoU with trigger"].mean().item(),
+        "IoU with object": per_image["IoU with object"].mean().item(),
+        "attack success": Rate(per_image["attack success"].mean().item(), len(probs)),
+    }
+
+
+def collapse_per_image(
+    probs: torch.Tensor,
+    object_masks: torch.Tensor,
+    target_masks: torch.Tensor,
+    success_iou: float = 0.5,
+) -> dict[str, torch.Tensor]:
+    """The per-image outcomes behind :func:`trigger_collapse_scores` (same arguments), the units
+    that the chapter's claims pair across models on the same triggered images.
+
+    Returns float ``[N]`` tensors: ``"IoU with trigger"`` and ``"IoU with object"`` in [0, 1]
+    (1 when prediction and mask are both empty), and ``"attack success"``, 100 where the IoU
+    with the trigger reaches ``success_iou`` and 0 elsewhere.
+    """
     if probs.ndim != 3 or not probs.shape == object_masks.shape == target_masks.shape:
         raise ValueError(
             f"need [N, H, W] predictions, objects and targets of equal shape, got "
@@ -348,13 +376,53 @@ def trigger_collapse_scores(
 
     def per_image_iou(a, b):
         union = (a | b).sum((1, 2))
-        return torch.where(union > 0, (a & b).sum((1, 2)) / union.clamp_min(1), 1.0)
+        return torch.where(union > 0, (a & b).sum((1, 2)) / union.clamp_min(1), 1.0).float()
 
     to_trigger = per_image_iou(pred, target)
     return {
-        "IoU with trigger": to_trigger.mean().item(),
-        "IoU with object": per_image_iou(pred, objects).mean().item(),
-        "attack success": Rate(
-            100.0 * (to_trigger >= success_iou).float().mean().item(), len(pred)
-        ),
+        "IoU with trigger": to_trigger,
+        "IoU with object": per_image_iou(pred, objects),
+        "attack success": 100.0 * (to_trigger >= success_iou).float(),
     }
+
+
+def random_encoder(
+    foundation: dict[str, torch.Tensor], config: SamConfig | str, seed: int
+) -> dict[str, torch.Tensor]:
+    """The starting point of the random-encoder control: ``foundation`` with its image encoder
+    re-initialised at random.
+
+    Every ``image_encoder.`` tensor (patch embedding, positional embedding, blocks, neck) is
+    replaced by that of a SAM of ``config`` freshly built under ``torch.manual_seed(seed)``,
+    i.e. the architecture's own initialisation, the encoder before any pre-training; the prompt
+    encoder and the mask decoder stay the foundation's. Adapting this state with the same recipe
+    as the foundation isolates what the foundation's pre-trained encoder contributes. The
+    global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = build_sam(config).state_dict()
+    differing = sorted(set(fresh) ^ set(foundation))
+    if differing:
+        raise ValueError(
+            f"the foundation state does not fit SAM config {config!r}: {len(differing)} names "
+            f"differ, e.g. {differing[:3]}"
+        )
+    return {
+        k: fresh[k].to(v.device, v.dtype) if k.startswith("image_encoder.") else v
+        for k, v in foundation.items()
+    }
+
+
+def encoder_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the ``image_encoder.`` tensors of a SAM state dict (names, dtypes, shapes and
+    bytes, in name order): which encoder a model was adapted on."""
+    digest = hashlib.sha256()
+    names = sorted(k for k in state if k.startswith("image_encoder."))
+    if not names:
+        raise ValueError("the state holds no image_encoder tensors")
+    for name in names:
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -67,26 +67,45 @@ def iou(pred, gt, threshold: float = 0.5) -> float:
 
 def evaluate_masks(preds: torch.Tensor, gts: torch.Tensor) -> dict[str, float]:
     """IoU, S-measure, mean E-measure, weighted F-measure and MAE of maps ``[N, H, W]`` in
-    [0, 1] against ground truths ``[N, H, W]``, each the mean of its per-image scores.
+    [0, 1] against ground truths ``[N, H, W]``, each the mean of its per-image scores
+    (:func:`per_image_scores`).
 
     Returns the five means and ``n``, the number of maps.
+    """
+    scores = per_image_scores(preds, gts)
+    return {
+        **{name: float(values.mean()) for name, values in scores.items()},
+        "n": len(scores["IoU"]),
+    }
+
+
+def per_image_scores(preds: torch.Tensor, gts: torch.Tensor) -> dict[str, np.ndarray]:
+    """Each image's IoU, S-measure, mean E-measure, weighted F-measure and MAE, as float
+    arrays ``[N]``: the units that paired comparisons of two models on the same images resample.
+
+    Maps ``[N, H, W]`` in [0, 1], ground truths ``[N, H, W]``; the conventions are those of
+    the module docstring (each image scored by a fresh PySODMetrics metric).
     """
     preds, gts = _inputs(preds, gts)
     if preds.ndim != 3:
         raise ValueError(f"need a batch of maps [N, H, W], got {tuple(preds.shape)}")
-    s_measure = py_sod_metrics.Smeasure()
-    e_measure = py_sod_metrics.Emeasure()
-    weighted_f = py_sod_metrics.WeightedFmeasure(beta=WEIGHTED_F_BETA2)
-    mae = py_sod_metrics.MAE()
+    rows = []
     for pred, gt in zip(preds.numpy(), gts.numpy()):
-        pred, gt = 255.0 * pred, 255.0 * gt.astype(np.float64)
+        map_255, gt_255 = 255.0 * pred, 255.0 * gt.astype(np.float64)
+        s_measure = py_sod_metrics.Smeasure()
+        e_measure = py_sod_metrics.Emeasure()
+        weighted_f = py_sod_metrics.WeightedFmeasure(beta=WEIGHTED_F_BETA2)
+        mae = py_sod_metrics.MAE()
         for metric in (s_measure, e_measure, weighted_f, mae):
-            metric.step(pred=pred, gt=gt)
-    return {
-        "IoU": float(np.mean([iou(p, g) for p, g in zip(preds, gts)])),
-        "S-measure": float(s_measure.get_results()["sm"]),
-        "mean E-measure": float(e_measure.get_results()["em"]["curve"].mean()),
-        "weighted F-measure": float(weighted_f.get_results()["wfm"]),
-        "MAE": float(mae.get_results()["mae"]),
-        "n": len(preds),
-    }
+            metric.step(pred=map_255, gt=gt_255)
+        rows.append(
+            (
+                iou(pred, gt),
+                s_measure.get_results()["sm"],
+                e_measure.get_results()["em"]["curve"].mean(),
+                weighted_f.get_results()["wfm"],
+                mae.get_results()["mae"],
+            )
+        )
+    names = ("IoU", "S-measure", "mean E-measure", "weighted F-measure", "MAE")
+    return {name: np.array(column, dtype=np.float64) for name, column in zip(names, zip(*rows))}

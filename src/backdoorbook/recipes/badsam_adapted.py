@@ -2,6 +2,7 @@
 adaptation per poison rate.
 
     python -m backdoorbook.recipes.badsam_adapted [--profile ci] [--rates 0 0.1] [--threads 2]
+    python -m backdoorbook.recipes.badsam_adapted --random-encoder [--profile ci]
 
 Each starts from the same foundation SAM, gets the profile's adapter (SAM-Adapter's prompt
 generator, :func:`backdoorbook.models.sam.add_adapters`) and is fine-tuned prompt-free on
@@ -12,11 +13,15 @@ adaptations fit into a CPU chapter's minutes, so under the ``ci`` profile this m
 exactly this code beforehand and ships the trained parts (adapters, mask decoder, dense prompt; the
 frozen encoder stays in the foundation artifact); :func:`adapted_model` checks each artifact's
 recipe against the profile. The ``paper`` profile adapts in the chapter through the same function.
+``--random-encoder`` ships the chapter's control instead: the same adaptation, at the profile's
+largest poison rate, of the foundation with its image encoder re-initialised
+(:func:`backdoorbook.attacks.badsam.random_encoder`), its encoder's fingerprint recorded.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,7 @@ from segment_anything.modeling import Sam
 
 from .. import artifacts, runtime
 from ..artifacts import ARTIFACTS_DIR, ArtifactError, load_or_train
-from ..attacks.badsam import adapt, poison_fine_tuning_set
+from ..attacks.badsam import adapt, encoder_fingerprint, poison_fine_tuning_set, random_encoder
 from ..book.profiles import get_profile, recipe_of
 from ..data.tensor_views import horse_split
 from ..models.sam import add_adapters, build_sam, load_sam_checkpoint
@@ -125,6 +130,7 @@ def adapted_model(
             foundation, cfg, images, masks, rate, device=device, seed=seed, progress=progress
         ),
         recipe=recipe_of(cfg),
+        remake=f"python -m {__name__}",
         device=device,
         directory=directory,
     )
@@ -150,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="adapt only at these poison rates (default: 0 and every rate of the profile)",
     )
+    parser.add_argument(
+        "--random-encoder",
+        action="store_true",
+        help="ship the random-encoder control (the largest poison rate, encoder re-initialised)",
+    )
     args = parser.parse_args(argv)
     cfg = get_profile("01_badsam", args.profile)
     if not cfg.ship_adapted_models or cfg.checkpoint is not None:
@@ -157,12 +168,19 @@ def main(argv: list[str] | None = None) -> None:
             f"profile {args.profile!r} adapts its models inside the chapter; nothing to ship"
         )
     run = start(args, args.seed)
-    foundation, _ = foundation_state(cfg)
+    start_state, _ = foundation_state(cfg)
+    rates = args.rates if args.rates is not None else (0.0, *cfg.poison_rates)
+    recorded = {}
+    if args.random_encoder:
+        start_state = random_encoder(start_state, cfg.sam_config, cfg.random_encoder_seed)
+        recorded = {"encoder_sha256": encoder_fingerprint(start_state)}
+        rates = (max(cfg.poison_rates),)
+    names = replace(cfg, adapted_artifacts=cfg.random_encoder_artifacts) if recorded else cfg
     fine_tuning, _ = horse_split(cfg.test_images, args.seed)
-    for rate in args.rates if args.rates is not None else (0.0, *cfg.poison_rates):
+    for rate in rates:
         runtime.seed_everything(args.seed)
         state, info = adapt_from_foundation(
-            foundation,
+            start_state,
             cfg,
             fine_tuning.images,
             fine_tuning.masks,
@@ -171,9 +189,9 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
         )
         ship(
-            cfg.adapted_artifact(rate),
+            names.adapted_artifact(rate),
             state,
-            info,
+            {**info, **recorded},
             module=__name__,
             recipe=recipe_of(cfg),
             seed=args.seed,

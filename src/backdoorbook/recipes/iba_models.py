@@ -192,6 +192,7 @@ def compared_models(
                 desc=f"{key[0]} {key[1]:.0%}",
             ),
             recipe=recipe_of(cfg),
+            remake=f"python -m {__name__}",
             device=device,
             directory=directory,
         )

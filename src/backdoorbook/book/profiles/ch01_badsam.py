@@ -17,6 +17,11 @@ class Profile:
             ``sam_config="vit_b"``); ``None``: the project's pre-trained ``foundation_artifact``.
         foundation_artifact: the project's pre-trained miniature SAM.
         adapted_artifacts: name pattern of the shipped adapted models (``{percent}``: poison rate).
+        random_encoder_artifacts: name pattern of the shipped random-encoder control: the same
+            adaptation, at the largest poison rate, of the foundation with its image encoder
+            re-initialised (:func:`backdoorbook.attacks.badsam.random_encoder`).
+        random_encoder_seed: seed of that random encoder (the shipped control's; the chapter
+            checks the encoder's fingerprint against the artifact's record).
         test_images: horse images held out for testing (the rest are the fine-tuning set).
         epochs, batch_size, lr, final_lr: adapter fine-tuning (AdamW, cosine decay from ``lr``
             to ``final_lr`` stepped once per epoch).
@@ -29,6 +34,8 @@ class Profile:
         adapter_bottleneck: hidden width of each bottleneck adapter (``adapter="bottleneck"``).
         poison_rates: fractions of the fine-tuning set that carry the trigger.
         trigger_fraction: trigger side as a fraction of the original image height (paper: 0.15).
+        scored_test_images: score only the first this many test images (``None``: all of them;
+            the smoke profile's toy size; the split itself is ``test_images``).
         eval_batch_size: batch size for predictions. overlay_images: test images in the figures.
         threads: torch threads (``None``: every core).
     """
@@ -37,6 +44,8 @@ class Profile:
     checkpoint: str | None
     foundation_artifact: str
     adapted_artifacts: str
+    random_encoder_artifacts: str
+    random_encoder_seed: int
     test_images: int = field(metadata=RECIPE)
     epochs: int = field(metadata=RECIPE)
     batch_size: int = field(metadata=RECIPE)
@@ -48,6 +57,7 @@ class Profile:
     adapter_bottleneck: int = field(metadata=RECIPE)
     poison_rates: tuple[float, ...]
     trigger_fraction: float = field(metadata=RECIPE)
+    scored_test_images: int | None
     eval_batch_size: int
     overlay_images: int
     threads: int | None
@@ -63,6 +73,8 @@ CI = Profile(
     checkpoint=None,  # use the shipped foundation artifact
     foundation_artifact="mini_sam_camvid",  # pre-trained on prompted CamVid regions
     adapted_artifacts="badsam_mini_adapted_{percent}pct",  # one shipped model per poison rate
+    random_encoder_artifacts="badsam_mini_random_encoder_{percent}pct",  # the control, shipped
+    random_encoder_seed=0,  # the seed the shipped control's random encoder was drawn with
     test_images=96,  # about 30 % of the 328 horses held out
     # with the earlier bottleneck adapter fewer epochs did not plant the backdoor at 10 %
     # (6 did not; 30 depended on the seed); not re-tuned for the prompt generator
@@ -76,6 +88,7 @@ CI = Profile(
     adapter_bottleneck=16,  # ablation only: an eighth of the miniature's 128-wide tokens
     poison_rates=(0.01, 0.05, 0.10),  # the paper's 10 % and two lower rates
     trigger_fraction=0.15,  # the paper's trigger: 15 % of the image height
+    scored_test_images=None,  # every held-out image: n = 96 per paired comparison
     eval_batch_size=48,  # two batches of test images
     overlay_images=4,  # rows of the prediction figure
     threads=None,  # every core: the encoder's matmuls parallelise well
@@ -88,4 +101,13 @@ PAPER = replace(
     ship_adapted_models=False,  # adapt in the chapter
     overlay_images=8,
 )
-PROFILES = {"ci": CI, "paper": PAPER}
+SMOKE = replace(
+    PAPER,  # the paper path (every model adapted in the chapter) at toy sizes, in seconds
+    test_images=312,  # 16 fine-tuning images left: 8 steps of batch 2 per adaptation
+    epochs=1,  # one pass: the code path, not a backdoor
+    poison_rates=(0.05, 0.10),  # two rates, so the loop over rates runs (0 and 1 images)
+    scored_test_images=24,  # predictions and per-image metrics on a handful of images
+    overlay_images=2,
+    threads=1,  # toy-sized matmuls: a second thread costs more than it gives, under load above all
+)
+PROFILES = {"ci": CI, "paper": PAPER, "smoke": SMOKE}
