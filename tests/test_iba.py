@@ -11,6 +11,7 @@ from backdoorbook.attacks.iba import (
     choose_centre,
     eligible_for_poisoning,
     iba_trigger,
+    images_in_every_set,
     in_band,
     paste_trigger,
     poison_segmentation_set,
@@ -250,3 +251,35 @@ def test_trigger_and_paste():
         IBAConfig("blend", VICTIM, TARGET)
     with pytest.raises(ValueError, match="0 <= L < U"):
         IBAConfig("nni", VICTIM, TARGET, nni_band=(4.0, 2.0))
+
+
+def test_several_placements_per_image_and_the_images_every_band_shares():
+    far_car = _two_regions()
+    near_only = torch.zeros(12, 12, dtype=torch.long)
+    near_only[:, 6:] = 1
+    near_only[3:9, 3:9] = VICTIM  # a large car in the middle: no centre more than 3 px from it
+    labels = torch.stack([far_car, near_only])
+    images = torch.rand(2, 3, 12, 12)
+    bands = [(0.0, 3.0), (3.0, 8.0)]
+    near, far = trigger_test_images(
+        images,
+        labels,
+        iba_trigger(3),
+        victim=VICTIM,
+        margin=1,
+        bands=bands,
+        generator=torch.Generator().manual_seed(0),
+        placements=4,
+    )
+    assert near.indices.tolist() == [0] * 4 + [1] * 4 and far.indices.tolist() == [0] * 4
+    assert all(in_band(s.distances, b).all() for s, b in zip([near, far], bands))
+    assert len({tuple(c) for c in near.centres[:4].tolist()}) > 1  # independent draws
+    common = images_in_every_set([near, far])
+    assert common.tolist() == [0]
+    kept = near.restrict(common)
+    assert kept.indices.tolist() == [0] * 4 and torch.equal(kept.images, near.images[:4])
+    assert torch.equal(kept.distances, near.distances[:4])
+    with pytest.raises(ValueError, match="placement"):
+        trigger_test_images(
+            images, labels, iba_trigger(3), victim=VICTIM, bands=[None], placements=0
+        )

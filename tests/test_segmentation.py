@@ -13,11 +13,15 @@ from backdoorbook.attacks.iba import (
 )
 from backdoorbook.evaluation.segmentation import (
     confusion_matrix,
+    iou_counts,
     mean_iou,
+    miou_from_counts,
     poisoned_benign_miou,
     predict_maps,
     segmentation_backdoor_scores,
+    sum_by_image,
     victim_flip_rate,
+    victim_flips,
 )
 from backdoorbook.models.segmentation import SmallDeepLab, small_deeplab
 from backdoorbook.training.supervised import fit
@@ -181,3 +185,40 @@ def test_confusion_matrix_ignores_whatever_is_predicted_on_ignored_pixels():
     assert cm.tolist() == [[1, 0], [0, 1]]
     with pytest.raises(ValueError, match="class ids"):
         confusion_matrix(torch.tensor([[0, 255, 1]]), labels, num_classes=2)  # on a counted pixel
+
+
+def test_per_image_counts_pool_to_the_metrics_of_the_whole_set():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (5, 7, 9), generator=g)
+    labels[0, :2] = 255
+    labels[3] = 1  # an image without the victim class
+    pred = torch.where(
+        torch.rand(5, 7, 9, generator=g) < 0.6, labels, torch.randint(0, 4, (5, 7, 9), generator=g)
+    )
+    pred[labels == 255] = 0
+    inter, union = iou_counts(pred, labels, 4)
+    assert inter.shape == union.shape == (5, 4) and (inter <= union).all()
+    assert miou_from_counts(inter, union) == pytest.approx(mean_iou(pred, labels, 4).value)
+    masked = labels.masked_fill(labels == 2, 255)
+    assert miou_from_counts(*iou_counts(pred, masked, 4), [0, 1, 3]) == pytest.approx(
+        poisoned_benign_miou(pred, labels, victim=2, num_classes=4).value
+    )
+    flips, victims = victim_flips(pred, labels, victim=2, target=1)
+    assert victims[3] == 0 and victims.sum() == (labels == 2).sum()
+    rate = victim_flip_rate(pred, labels, victim=2, target=1)
+    assert 100 * flips.sum().item() / victims.sum().item() == pytest.approx(rate.value)
+    # one image alone: its counts give its own confusion-matrix IoU
+    cm = confusion_matrix(pred[1], labels[1], 4)
+    assert inter[1].tolist() == cm.diag().tolist()
+    assert union[1].tolist() == (cm.sum(0) + cm.sum(1) - cm.diag()).tolist()
+    with pytest.raises(ValueError, match="class ids"):
+        iou_counts(pred + 4, labels, 4)
+
+
+def test_sum_by_image_pools_the_placements_of_one_image():
+    images, sums = sum_by_image(torch.tensor([1, 2, 3, 4, 5]), torch.tensor([7, 7, 2, 9, 2]))
+    assert images.tolist() == [2, 7, 9] and sums.tolist() == [8, 3, 4]
+    _, rows = sum_by_image(torch.ones(3, 2), torch.tensor([0, 0, 1]))
+    assert rows.tolist() == [[2.0, 2.0], [1.0, 1.0]]
+    with pytest.raises(ValueError, match="indices"):
+        sum_by_image(torch.ones(3), torch.tensor([0, 1]))

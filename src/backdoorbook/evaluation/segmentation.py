@@ -11,9 +11,15 @@ arXiv:2303.12054), all computed from pixel counts so each comes with its denomin
   the non-victim pixels (victim pixels are treated as ignored), summed and divided by
   ``K - 1``: the victim class is left out of the mean whatever the model predicts.
 - ASR: percentage of victim-class pixels of triggered images predicted as the target class.
+
+Each metric is a ratio of pixel counts pooled over images, so the counts can also be kept per
+image (:func:`iou_counts`, :func:`victim_flips`) and pooled later (:func:`miou_from_counts`):
+a bootstrap over images then resamples whole images, whose pixels are not independent.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -111,6 +117,80 @@ def victim_flip_rate(pred: torch.Tensor, labels: torch.Tensor, victim: int, targ
     return Rate(100.0 * (pred[is_victim] == target).sum().item() / n, n)
 
 
+def iou_counts(
+    pred: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image intersections and unions ``[N, num_classes]`` (pixel counts) of every class.
+
+    Summed over images they give the confusion-matrix IoU of :func:`class_iou`: a class's union
+    is its labelled pixels plus its predicted pixels minus their intersection, all additive over
+    images. Pixels labelled ``ignore_index`` are not counted.
+    """
+    if pred.shape != labels.shape or pred.ndim != 3:
+        raise ValueError(
+            f"expected predictions and labels [N, H, W] of one shape, got {tuple(pred.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    n = len(labels)
+    keep = labels != ignore_index
+    true, guess = labels[keep], pred[keep]
+    if ((true < 0) | (true >= num_classes) | (guess < 0) | (guess >= num_classes)).any():
+        raise ValueError(
+            f"class ids must lie in [0, {num_classes}) (or be the ignore index {ignore_index})"
+        )
+    image = torch.arange(n)[:, None, None].expand_as(labels)[keep]
+    cm = torch.bincount(
+        (image * num_classes + true) * num_classes + guess, minlength=n * num_classes**2
+    ).reshape(n, num_classes, num_classes)
+    inter = cm.diagonal(dim1=1, dim2=2)
+    return inter, cm.sum(1) + cm.sum(2) - inter
+
+
+def miou_from_counts(
+    intersections: torch.Tensor, unions: torch.Tensor, classes: Sequence[int] | None = None
+) -> float:
+    """mIoU in percent from per-image counts ``[N, K]`` (tensors or arrays) pooled over the
+    images: the mean IoU over ``classes`` (default: all ``K``), a class with an empty union
+    counting as 0.
+
+    ``classes`` = every class but the victim, with counts of label maps whose victim pixels are
+    ignored, gives PBA (the sum of the ``K - 1`` IoUs divided by ``K - 1``).
+    """
+    inter = torch.as_tensor(intersections).sum(0).double()
+    union = torch.as_tensor(unions).sum(0).double()
+    iou = torch.where(union > 0, inter / union.clamp(min=1), 0.0)
+    if classes is not None:
+        iou = iou[list(classes)]
+    return 100.0 * iou.mean().item()
+
+
+def victim_flips(
+    pred: torch.Tensor, labels: torch.Tensor, victim: int, target: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image ``[N]``: victim pixels predicted as ``target``, and victim pixels (the ASR's
+    numerator and denominator, image by image)."""
+    if pred.shape != labels.shape or pred.ndim != 3:
+        raise ValueError(
+            f"expected predictions and labels [N, H, W] of one shape, got {tuple(pred.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    if victim == target:
+        raise ValueError("victim and target classes must differ")
+    is_victim = labels == victim
+    return (is_victim & (pred == target)).sum((1, 2)), is_victim.sum((1, 2))
+
+
+def sum_by_image(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``values`` ``[M, ...]`` summed per source image ``indices`` ``[M]``: returns the
+    sorted distinct indices ``[U]`` and the sums ``[U, ...]`` (several trigger placements of one
+    image pool into one row)."""
+    if len(values) != len(indices):
+        raise ValueError(f"{len(values)} rows but {len(indices)} indices")
+    images, row = torch.unique(indices, return_inverse=True)
+    sums = torch.zeros(len(images), *values.shape[1:], dtype=values.dtype)
+    return images, sums.index_add_(0, row, values)
+
+
 def segmentation_backdoor_scores(
     model: torch.nn.Module,
     clean_images: torch.Tensor,
@@ -163,7 +243,8 @@ DEVIATIONS = (
         "(scored untriggered otherwise), the others clean; ASR pools every victim pixel "
         "(Maxproto/IBA@c32bc92 tool/test.py:70-71, 264-300; util/dataset.py:69-72)",
         ours="only the triggered images: those with at least min_victim_pixels victim pixels "
-        "and a valid trigger position",
+        "and a valid trigger position, from the profile's test_splits (CamVid test and val "
+        "under ci)",
         why="an image without a trigger cannot show the backdoor; pooling its pixels in would "
         "mix the clean error rate into ASR and PBA",
         claims=("victim-flips-benign-intact", "low-rate-order", "distance-decay"),
