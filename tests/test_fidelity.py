@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 import backdoorbook
-from backdoorbook.book.chapter import ChapterRun, check_claim, fidelity_table
+from backdoorbook.book.chapter import ChapterRun, fidelity_table
 from backdoorbook.book.report import render_scorecard
+from backdoorbook.claims.core import Criterion, make_claim
+from backdoorbook.claims.intervals import Interval
 from backdoorbook.fidelity import FIDELITY_CLAIMS, Deviation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +65,8 @@ def test_the_chapter_record_carries_its_deviations_and_refuses_unknown_claims(tm
     assert list(table.index) == ["trigger"] and len(run.fidelity) == 1
     with pytest.raises(ValueError, match="claims this chapter does not make: \\['c1'\\]"):
         run.record()
-    run.add_claim(check_claim("c1", "s", holds=True, rule="r", ours="o"))
+    effect = Interval(3.0, 2.0, 4.0, n=10)
+    run.add_claim(make_claim("c1", "s", Criterion("m", effect, 1.0), rule="r", ours="o"))
     record = run.record()
     assert record["fidelity"][0]["item"] == "trigger"
     assert record["fidelity_label"] == "fidelity-00_data"

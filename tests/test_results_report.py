@@ -8,32 +8,28 @@ import torch
 from backdoorbook import runtime
 from backdoorbook.book import chapter as results
 from backdoorbook.book.report import render_execution_report, render_scorecard
+from backdoorbook.claims.core import Criterion, make_claim
+from backdoorbook.claims.intervals import Interval
 
 
-def test_check_claim_verdict_follows_the_rule():
-    yes = results.check_claim("a", "A beats B", holds=3 > 2, rule="A > B", ours="3 vs 2")
-    no = results.check_claim(
-        "b",
-        "B beats A",
-        holds=bool(np.float64(2) > 3),
-        rule="B > A",
-        ours="2 vs 3",
-        paper="95 %",
-        source="[review]",
-        note="small model",
-    )
-    assert yes.verdict == "reproduced" and no.verdict == "not reproduced"
-    with pytest.raises(TypeError, match="holds must be a bool"):
-        results.check_claim("c", "x", holds=1, rule="r", ours="o")
+def _claim(id, statement, *, holds, **fields):
+    """A claim decided by one criterion: an effect of 3 [2, 4] against the bar 1 (reproduced) or 5
+    (not reproduced)."""
+    effect = Interval(3.0, 2.0, 4.0, n=50)
+    criterion = Criterion("A minus B (points)", effect, threshold=1.0 if holds else 5.0)
+    fields = {"rule": "A - B >= bar", "ours": "3 [2, 4]"} | fields
+    return make_claim(id, statement, criterion, **fields)
 
 
 def test_claim_validation():
+    with pytest.raises(ValueError, match="at least one criterion with its interval"):
+        results.Claim("a", "s", "r", "o", "reproduced")
     with pytest.raises(ValueError, match="verdict must be one of"):
         results.Claim("a", "s", "r", "o", verdict="maybe")
     with pytest.raises(ValueError, match="source tag must be one of"):
-        results.Claim("a", "s", "r", "o", "reproduced", paper="1", source="[paper]")
+        _claim("a", "s", holds=True, paper="1", source="[paper]")
     with pytest.raises(ValueError, match="needs a source tag"):
-        results.Claim("a", "s", "r", "o", "reproduced", paper="1")
+        _claim("a", "s", holds=True, paper="1")
 
 
 def test_to_jsonable_converts_tensors_and_numpy():
@@ -50,7 +46,7 @@ def test_chapter_run_writes_a_complete_record(tmp_path):
     run = results.ChapterRun("00_data", "The data", profile="ci", seed=7, device="cpu")
     run.metrics["accuracy"] = {"resnet20": np.float32(91.5)}
     run.add_claim(
-        results.check_claim(
+        _claim(
             "acc",
             "ResNet-20 near 91.8 %",
             holds=True,
@@ -109,7 +105,7 @@ def _record(chapter, claims):
 
 
 def test_scorecard_lists_every_claim_and_refuses_to_be_empty():
-    claim = results.check_claim(
+    claim = _claim(
         "x",
         "a | b",
         holds=False,

@@ -58,6 +58,9 @@ def test_run_seed_summarises_each_chapters_record_or_its_failure(monkeypatch):
         "ci_high": 5.0,
         "threshold": 0.0,
         "n": 64,
+        "measure": "gain (points)",
+        "direction": "at least",
+        "criteria": [{"measure": "gain (points)", "threshold": 0.0}],
     }
 
     def fake_execute(stems, profile, seed, out_dir, results, jobs, keep_going):

@@ -69,3 +69,20 @@ def test_bar_summary_names_every_unmet_bar_and_unmeasured_artifact(tmp_path):
     assert bar_summary(artifact_quality_table(["legacy"], tmp_path)) == (
         "No artifact here records a bar. No recorded measure: legacy."
     )
+
+
+def test_a_record_older_than_its_recipes_bars_is_held_to_todays_bars(tmp_path):
+    measured = {"test_accuracy": 79.0, "test_asr": 95.0}
+    _write(
+        tmp_path, "old_victim", recipe_module="backdoorbook.recipes.zip_victims", quality=measured
+    )
+    _write(  # today's bars name measures this record lacks: no bar is invented
+        tmp_path, "old_other", recipe_module="backdoorbook.recipes.zip_victims", quality={"x": 1.0}
+    )
+    table = artifact_quality_table(["old_victim", "old_other"], tmp_path)
+    assert table["met"].to_dict() == {
+        ("old_victim", "test_accuracy"): "not met",
+        ("old_victim", "test_asr"): "met",
+        ("old_other", "—"): "—",
+    }
+    assert table.loc[("old_victim", "test_accuracy"), "bar"] == 80.0

@@ -5,9 +5,9 @@ closing writes a JSON results record (chapter, profile, device, seed, git commit
 and artifact checksums, wall time, peak memory, package versions, metrics and claims). The book's
 scorecard and execution report are built from these records (:mod:`backdoorbook.book.report`).
 
-A claim's verdict comes from this run's numbers only: the chapter states a rule with a
-threshold that is fixed in code before the experiment runs, and :func:`check_claim` turns the
-rule's truth value into ``"reproduced"`` or ``"not reproduced"``.
+A claim's verdict comes from this run's numbers only: each chapter's rules
+(:mod:`backdoorbook.claims`) compare an effect's 95 % interval with a threshold fixed in code
+before the experiment runs (:func:`backdoorbook.claims.core.make_claim`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import pandas as pd
 import torch
 
 from .. import runtime
-from ..claims.core import Claim, legacy_claim
+from ..claims.core import Claim
 from ..fidelity import Deviation
 from .profiles import get_profile, profile_as_dict
 
 RESULTS_ENV = "BACKDOORBOOK_RESULTS"
-#: Chapters still building claims by a bare rule call this name (see :func:`legacy_claim`).
-check_claim = legacy_claim
 
 
 def results_dir() -> Path:

@@ -31,9 +31,7 @@ def _fidelity_cell(record: dict) -> str:
 
 
 def _effect_cell(claim: dict) -> str:
-    """``effect [low, high] vs ≥ threshold (n)`` of a claim with an interval, else a dash."""
-    if claim.get("effect") is None:
-        return "— (rule on point estimates)"
+    """``effect [low, high] vs ≥ threshold (n); measure`` of a claim's deciding criterion."""
     sign = "≥" if claim["direction"] == "at least" else "≤"
     return (
         f"{claim['effect']:.1f} [{claim['ci_low']:.1f}, {claim['ci_high']:.1f}] vs "

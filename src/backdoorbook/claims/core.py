@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from .intervals import Interval
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -130,10 +128,12 @@ class Claim:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.source is not None and self.source not in SOURCE_TAGS:
             raise ValueError(f"source tag must be one of {SOURCE_TAGS}, got {self.source!r}")
-        if self.criteria and self.effect is None:
+        if not self.criteria:
+            raise ValueError(
+                "a claim is decided by at least one criterion with its interval (make_claim)"
+            )
+        if self.effect is None:
             raise ValueError("a claim with criteria carries its deciding effect")
-        if not self.criteria and self.verdict == "inconclusive":
-            raise ValueError("only a claim with an interval can be inconclusive")
         if (self.paper is None) != (self.source is None):
             raise ValueError(
                 "a paper figure needs a source tag and a source tag needs a paper figure"
@@ -176,35 +176,6 @@ def make_claim(
         measure=head.measure,
         direction=head.direction,
         criteria=[c.as_dict() for c in criteria],
-        paper=paper,
-        source=source,
-        note=note,
-    )
-
-
-def legacy_claim(
-    id: str,
-    statement: str,
-    *,
-    holds: bool,
-    rule: str,
-    ours: str,
-    paper: str | None = None,
-    source: str | None = None,
-    note: str = "",
-) -> Claim:
-    """A claim decided by the truth value ``holds`` of a rule on point estimates, without an
-    interval (``reproduced`` or ``not reproduced`` only); for rules not yet rewritten."""
-    if not isinstance(holds, (bool, np.bool_)):
-        raise TypeError(
-            f"holds must be a bool computed from this run's numbers, got {type(holds).__name__}"
-        )
-    return Claim(
-        id=id,
-        statement=statement,
-        rule=rule,
-        ours=ours,
-        verdict="reproduced" if holds else "not reproduced",
         paper=paper,
         source=source,
         note=note,
