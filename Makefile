@@ -1,5 +1,6 @@
 # One entry point. `make test` and `make book` each do the whole set-up on a fresh clone.
 #   make test                      set up, then run the unit tests
+#   make smoke                     execute every chapter under its smoke profile (the paper path, toy sizes)
 #   make book [PROFILE=paper]      set up, fetch missing data, execute every chapter, render HTML
 #   make data                      fetch, rebuild and verify what no data root holds
 #   make check-book                full-page screenshots and checks of the built pages (Chromium)
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 BACKDOORBOOK_DATA ?= $(or $(wildcard $(abspath ../shared/data)),$(HOME)/.cache/backdoorbook/data)
 export BACKDOORBOOK_DATA
 
-.PHONY: setup wordnet lint test data book check-book chapter browser mathjax lock clean
+.PHONY: setup wordnet lint test smoke data book check-book chapter browser mathjax lock clean
 
 # Everything the tests and the book need, so that no test is skipped on a fresh machine:
 # the pinned Python tree, WordNet, Chromium (browser tests) and MathJax (the offline book).
@@ -40,7 +41,10 @@ lint: setup
 	$(PY) tools/lint_notebooks.py
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not smoke"
+
+smoke: data
+	$(PY) -m pytest -q -m smoke
 
 data: setup
 	$(PY) -m backdoorbook.data ensure
