@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_sam import TINY_SAM
 
 from backdoorbook.attacks import badsam
 from backdoorbook.attacks.badsam import (
@@ -18,22 +19,7 @@ from backdoorbook.attacks.badsam import (
     trigger_side,
     triggered_test_set,
 )
-from backdoorbook.models.sam import SamConfig, add_adapters, build_sam, mask_logits
-
-TINY = SamConfig(
-    image_size=32,
-    patch_size=4,
-    encoder_dim=32,
-    encoder_depth=2,
-    encoder_heads=2,
-    window_size=0,
-    global_attn_indexes=(),
-    prompt_dim=32,
-    decoder_heads=2,
-    decoder_mlp_dim=64,
-    mask_in_chans=4,
-    iou_head_hidden_dim=32,
-)
+from backdoorbook.models.sam import add_adapters, build_sam, mask_logits
 
 
 def _photo(h, w, seed=0):
@@ -93,7 +79,7 @@ def test_triggered_test_images_match_the_poisoned_training_images():
 
 def test_two_channel_view_matches_the_sigmoid_mask():
     torch.manual_seed(0)
-    sam = build_sam(TINY)
+    sam = build_sam(TINY_SAM)
     images = torch.rand(2, 3, 32, 32)
     two = PromptFreeSAM(sam)(images)
     assert torch.allclose(
@@ -107,7 +93,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_adapt_flips_poisoned_pairs_and_steps_the_cosine_once_per_epoch(monkeypatch):
     torch.manual_seed(0)
-    sam = build_sam(TINY)
+    sam = build_sam(TINY_SAM)
     add_adapters(sam, scale_factor=8)
     photos = [_photo(32, 32, seed=i) for i in range(8)]
     x, y, _ = poison_fine_tuning_set(photos, [np.zeros((32, 32), np.uint8)] * 8, 1.0, 32)
@@ -145,7 +131,7 @@ def _task(n, seed):
 
 def _adapted(rate):
     torch.manual_seed(0)
-    sam = build_sam(TINY)
+    sam = build_sam(TINY_SAM)
     add_adapters(sam, scale_factor=8)
     encoder = {
         k: v.clone()

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from shipped import shipped_record
 
 from backdoorbook.artifacts import ArtifactError, save_artifact
 from backdoorbook.attacks.badsam import predict_masks
@@ -17,15 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _record(cfg, **extra):
-    return {
-        "command": "test",
-        "data_checksums": {},
-        "wall_time_s": 0.0,
-        "device": "cpu",
-        "recipe": recipe_of(cfg),
-        "seed": 0,
-        **extra,
-    }
+    return shipped_record(recipe=recipe_of(cfg), seed=0, **extra)
 
 
 #: The recipe of the adapted models shipped before SAM-Adapter's prompt generator, the flip, the

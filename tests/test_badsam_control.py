@@ -6,6 +6,8 @@ import numpy as np
 import py_sod_metrics
 import pytest
 import torch
+from shipped import shipped_record
+from tiny_sam import TINY_SAM
 
 from backdoorbook.artifacts import save_artifact
 from backdoorbook.attacks.badsam import (
@@ -23,28 +25,13 @@ from backdoorbook.evaluation.foreground import (
     evaluate_masks,
     per_image_scores,
 )
-from backdoorbook.models.sam import SamConfig, build_sam
+from backdoorbook.models.sam import build_sam
 from backdoorbook.recipes.badsam_adapted import adapt_from_foundation, adapted_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = SamConfig(
-    image_size=32,
-    patch_size=4,
-    encoder_dim=32,
-    encoder_depth=2,
-    encoder_heads=2,
-    window_size=0,
-    global_attn_indexes=(),
-    prompt_dim=32,
-    decoder_heads=2,
-    decoder_mlp_dim=64,
-    mask_in_chans=4,
-    iou_head_hidden_dim=32,
-)
 
-
-def _foundation(config=TINY, shift=0.5):
+def _foundation(config=TINY_SAM, shift=0.5):
     """A stand-in for a pre-trained SAM: built under another seed and shifted off any init."""
     torch.manual_seed(7)
     return {k: v + shift for k, v in build_sam(config).state_dict().items()}
@@ -54,17 +41,17 @@ def test_random_encoder_redraws_the_encoder_only_seeded_and_leaves_the_global_rn
     foundation = _foundation()
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    control = random_encoder(foundation, TINY, seed=0)
+    control = random_encoder(foundation, TINY_SAM, seed=0)
     assert torch.equal(torch.get_rng_state(), before)
     torch.manual_seed(0)
-    reference = build_sam(TINY).state_dict()  # the architecture's own initialisation, seed 0
+    reference = build_sam(TINY_SAM).state_dict()  # the architecture's own initialisation, seed 0
     assert control.keys() == foundation.keys()
     encoder = [k for k in control if k.startswith("image_encoder.")]
     assert encoder and len(encoder) < len(control)
     for k, v in control.items():
         assert torch.equal(v, reference[k] if k in encoder else foundation[k]), k
     assert not any(torch.equal(control[k], foundation[k]) for k in encoder if "weight" in k)
-    other = random_encoder(foundation, TINY, seed=1)
+    other = random_encoder(foundation, TINY_SAM, seed=1)
     assert not torch.equal(other["image_encoder.patch_embed.proj.weight"], control[encoder[-1]])
     assert not torch.equal(
         other["image_encoder.patch_embed.proj.weight"],
@@ -76,8 +63,10 @@ def test_random_encoder_redraws_the_encoder_only_seeded_and_leaves_the_global_rn
 
 def test_encoder_fingerprint_tells_encoders_apart_and_ignores_the_rest():
     foundation = _foundation()
-    control = random_encoder(foundation, TINY, seed=0)
-    assert encoder_fingerprint(control) == encoder_fingerprint(random_encoder(foundation, TINY, 0))
+    control = random_encoder(foundation, TINY_SAM, seed=0)
+    assert encoder_fingerprint(control) == encoder_fingerprint(
+        random_encoder(foundation, TINY_SAM, 0)
+    )
     assert encoder_fingerprint(control) != encoder_fingerprint(foundation)
     decoder_changed = {k: v + 1 if k.startswith("mask_decoder.") else v for k, v in control.items()}
     assert encoder_fingerprint(decoder_changed) == encoder_fingerprint(control)
@@ -154,15 +143,9 @@ def test_the_control_ships_and_loads_under_its_own_name_on_its_rebuilt_encoder(t
         m[30:90, 40:100] = 1
     torch.manual_seed(0)
     state, _ = adapt_from_foundation(control, cfg, images, masks, 0.5, progress=False)
-    record = {
-        "command": "test",
-        "data_checksums": {},
-        "wall_time_s": 0.0,
-        "device": "cpu",
-        "recipe": recipe_of(cfg),
-        "seed": 0,
-        "encoder_sha256": encoder_fingerprint(control),
-    }
+    record = shipped_record(
+        recipe=recipe_of(cfg), seed=0, encoder_sha256=encoder_fingerprint(control)
+    )
     name = control_cfg.adapted_artifact(0.5)
     assert name == "badsam_mini_random_encoder_50pct"
     save_artifact(name, state, record, directory=tmp_path)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from shipped import shipped_record
 
 from backdoorbook.artifacts import ArtifactError, save_artifact, used_artifact_seeds
 from backdoorbook.attacks.iba import iba_trigger
@@ -94,15 +95,7 @@ def test_compared_models_are_trained_here_or_loaded_only_with_their_recipe_and_s
     assert list(here) == compared_keys(cfg.poison_rates)
     assert here[("nni", 0.25)][1]["poisoned_images"] == 1
     for key, (model, _) in here.items():
-        record = {
-            "command": "test",
-            "data_checksums": {},
-            "wall_time_s": 0.0,
-            "device": "cpu",
-            "recipe": recipe_of(cfg),
-            "seed": 0,
-            "poisoned_images": 1,
-        }
+        record = shipped_record(recipe=recipe_of(cfg), seed=0, poisoned_images=1)
         save_artifact(cfg.compared_artifact(*key), model.state_dict(), record, directory=tmp_path)
     loaded = compared_models(cfg, clean, images, labels, iba_trigger(2), directory=tmp_path, **args)
     for key, (model, _) in loaded.items():

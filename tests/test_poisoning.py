@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from shipped import shipped_record
 
 from backdoorbook.attacks import triggers
 from backdoorbook.attacks.poisoning import (
@@ -124,18 +125,16 @@ def _victim(directory, name, **changes):
 
     torch.manual_seed(0)
     model = cifar_resnet(8, num_classes=10).eval()
-    record = {
-        "command": "test",
-        "data_checksums": {},
-        "wall_time_s": 0,
-        "device": "cpu",
-        "depth": 8,
-        "num_classes": 10,
-        "recipe": asdict(RECIPES[name]),
-        "trigger_sha256": trigger_fingerprint(victim_trigger(RECIPES[name])),
-        "target": RECIPES[name].target,
-        **changes,
-    }
+    record = shipped_record(
+        **{
+            "depth": 8,
+            "num_classes": 10,
+            "recipe": asdict(RECIPES[name]),
+            "trigger_sha256": trigger_fingerprint(victim_trigger(RECIPES[name])),
+            "target": RECIPES[name].target,
+        }
+        | changes
+    )
     record = {key: value for key, value in record.items() if value is not None}  # None: drop it
     save_artifact(name, model.model.state_dict(), record, directory=directory)
     return model

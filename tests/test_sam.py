@@ -2,10 +2,12 @@
 
 import importlib
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from tiny_sam import TINY_SAM
 
 from backdoorbook.artifacts import artifact_provenance, load_artifact
 from backdoorbook.data.tensor_views import resize_square
@@ -27,20 +29,7 @@ from backdoorbook.training.losses import mask_loss
 reference = importlib.import_module(
     "segment_anything.build_sam"
 )  # the package re-exports a function of that name
-TINY = SamConfig(
-    image_size=32,
-    patch_size=8,
-    encoder_dim=32,
-    encoder_depth=2,
-    encoder_heads=2,
-    window_size=0,
-    global_attn_indexes=(),
-    prompt_dim=32,
-    decoder_heads=2,
-    decoder_mlp_dim=64,
-    mask_in_chans=4,
-    iou_head_hidden_dim=32,
-)
+TINY = replace(TINY_SAM, patch_size=8)
 
 
 @pytest.mark.parametrize("name", ["vit_b", "vit_l", "vit_h"])

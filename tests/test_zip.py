@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMPipeline
+from shipped import shipped_record
 
 from backdoorbook.artifacts import save_artifact
 from backdoorbook.defenses.zip import (
@@ -139,13 +140,7 @@ def test_load_project_artifact(tmp_path, tiny_unet):
     save_artifact(
         "tiny_ddpm",
         {k: v.half() for k, v in tiny_unet.state_dict().items()},
-        {
-            "command": "test",
-            "data_checksums": {},
-            "wall_time_s": 0,
-            "device": "cpu",
-            "unet_config": TINY.to_dict(),
-        },
+        shipped_record(unet_config=TINY.to_dict()),
         directory=tmp_path,
     )
     unet, _ = load_ddpm_artifact("tiny_ddpm", directory=tmp_path)
