@@ -14,16 +14,10 @@ NAMES = sorted(
 )
 #: Artifacts made before recipes recorded a clean commit; each leaves this set when retrained.
 LEGACY = {
-    "badsam_mini_adapted_0pct",
-    "badsam_mini_adapted_10pct",
-    "badsam_mini_adapted_1pct",
-    "badsam_mini_adapted_5pct",
     "cifar10_mobilenetv2",
     "cifar10_vgg",
     "cifar10_vit",
-    "clip_mini_clean_32px",
     "ddpm_cifar10",
-    "flba_conv4_miniimagenet42",
     "iba_camvid_clean_w16_120x90",
     "mini_sam_camvid",
 }
