@@ -84,8 +84,9 @@ CI = Profile(
     batch_size=64,
     grid_images=6,  # images per row of the figures
     sample_images=16,  # two rows of unconditional samples
-    # on the shared 2-core machine one thread ran the UNet about 4x faster than two under load
-    threads=1,
+    # every core: on the quiet 2-core machine two threads purify 14.1 images/s against 7.5 on
+    # one (bench/zip_throughput.py, batch 64); at one thread the chapter took 411 s, over its 6 min
+    threads=None,
 )
 PAPER = replace(
     CI,
