@@ -77,7 +77,7 @@ def test_chapter_run_writes_a_complete_record(tmp_path):
         assert key in record, key
     assert record["seed"] == 7 and record["device"].startswith("cpu")
     assert record["threads"] == torch.get_num_threads() >= 1  # the data profile: every core
-    assert results.ChapterRun("02_zip", "ZIP", device="cpu").threads == 1  # read from the profile
+    assert results.ChapterRun("04_clip_defenses", "CLIP", device="cpu").threads == 1  # profile
     assert record["metrics"]["accuracy"]["resnet20"] == pytest.approx(91.5)
     assert results.load_records(tmp_path)[0]["claims"][0]["verdict"] == "reproduced"
 
