@@ -168,3 +168,8 @@ def test_finish_returns_a_path_relative_to_the_checkout_when_the_record_lies_ins
         assert path == Path(".cache/test_results/00_data.json")
     finally:
         shutil.rmtree(inside, ignore_errors=True)
+
+
+def test_a_chapter_run_prints_numpy_scalars_as_bare_numbers_for_glue():
+    results.ChapterRun("00_data", "The data", device="cpu")
+    assert repr(np.float64(10.22)) == "10.22" and float(repr(np.float32(2.5))) == 2.5

@@ -83,6 +83,9 @@ class ChapterRun:
         runtime.seed_everything(self.seed)
         self.threads = runtime.set_threads(self.settings.threads)
         self.torch_device = runtime.choose_device(self.device)
+        # numpy 2 writes a scalar as ``np.float64(10.2)``; myst-nb's glue formats (``:.1f``) the
+        # text/plain of a glued value, so numpy scalars must print as bare numbers
+        np.set_printoptions(legacy="1.25")
         self._started = time.perf_counter()
         self._started_at = _dt.datetime.now(_dt.UTC)
 
