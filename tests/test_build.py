@@ -16,7 +16,8 @@ import build_book  # noqa: E402
 
 from backdoorbook.book import execute  # noqa: E402
 
-FAILING = """---
+#: The MyST header and parameters cell of the test chapters.
+CHAPTER_HEAD = """---
 jupytext:
   text_representation:
     format_name: myst
@@ -25,14 +26,19 @@ kernelspec:
   language: python
   name: python3
 ---
-# A failing chapter
-
-```{code-cell} ipython3
+"""
+PARAMETERS = """```{code-cell} ipython3
 :tags: [parameters]
 profile = "ci"
 seed = 0
 ```
+"""
 
+FAILING = (
+    CHAPTER_HEAD
+    + "# A failing chapter\n\n"
+    + PARAMETERS
+    + """
 ```{code-cell} ipython3
 x = 1
 ```
@@ -45,6 +51,7 @@ raise ValueError(f"boom with profile {profile}")
 open("should_not_run", "w").write("ran")
 ```
 """
+)
 
 
 def test_failing_cell_stops_the_chapter_and_is_named(tmp_path, monkeypatch):
@@ -434,26 +441,16 @@ def test_a_small_book_renders_offline_with_local_mathjax(tmp_path):
         assert problems == [], rel
 
 
-CORES = """---
-jupytext:
-  text_representation:
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-```{code-cell} ipython3
-:tags: [parameters]
-profile = "ci"
-seed = 0
-```
-
+CORES = (
+    CHAPTER_HEAD
+    + PARAMETERS
+    + """
 ```{code-cell} ipython3
 import os
 print("cores", len(os.sched_getaffinity(0)), "seed", seed)
 ```
 """
+)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
