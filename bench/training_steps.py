@@ -40,13 +40,9 @@ def ddpm_step() -> Callable[[], None]:
 
     def step():
         t = torch.randint(0, len(abar), (recipe.batch_size,))
-        noise = torch.randn_like(x0)
-        ab = abar[t].view(-1, 1, 1, 1)
-        loss = F.mse_loss(unet(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t).sample, noise)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
-        optimiser.step()
+        ddpm_prior.denoising_step(
+            unet, optimiser, x0, t, torch.randn_like(x0), abar, recipe.grad_clip
+        )
 
     return step
 

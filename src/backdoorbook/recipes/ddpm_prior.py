@@ -117,6 +117,19 @@ def measure_quality(
     }
 
 
+def denoising_step(unet, optimiser, x0, t, noise, abar, grad_clip: float) -> torch.Tensor:
+    """One optimiser step of the DDPM noise-prediction loss (Ho et al., 2020): noise ``x0`` to
+    timesteps ``t`` with ``noise``, regress the noise (MSE), clip the gradient norm to
+    ``grad_clip`` and step; returns the loss."""
+    ab = abar[t].view(-1, 1, 1, 1)
+    loss = F.mse_loss(unet(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t).sample, noise)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), grad_clip)
+    optimiser.step()
+    return loss
+
+
 def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool = True) -> bool:
     """Train (resuming from the checkpoint) until ``recipe.steps`` or ``until``; True when all steps
     are done."""
@@ -180,12 +193,7 @@ def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool
         x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
         t = torch.randint(0, len(abar), (recipe.batch_size,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
-        ab = abar[t].view(-1, 1, 1, 1)
-        loss = F.mse_loss(unet(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t).sample, noise)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
-        optimiser.step()
+        loss = denoising_step(unet, optimiser, x0, t, noise, abar, recipe.grad_clip)
         schedule.step()
         decay = min(recipe.ema_decay, (1 + meta["step"]) / (10 + meta["step"]))
         with torch.no_grad():
