@@ -85,10 +85,12 @@ def ship(
     run: RunContext,
     argv: list[str] | None,
     directory: Path = artifacts.ARTIFACTS_DIR,
+    keep_checkpoint: bool = False,
     **fields,
 ) -> Path:
     """Write artifact ``name`` with its provenance record (:func:`backdoorbook.artifacts.provenance`
-    of ``info`` and ``fields``), remove its checkpoint, and say what was written."""
+    of ``info`` and ``fields``), remove its checkpoint (unless ``keep_checkpoint``: an interim
+    export of a run that goes on), and say what was written."""
     record = artifacts.provenance(
         module,
         recipe=recipe,
@@ -100,6 +102,7 @@ def ship(
         **fields,
     )
     path = artifacts.save_artifact(name, state, record, directory)
-    checkpoint_path(name).unlink(missing_ok=True)
+    if not keep_checkpoint:
+        checkpoint_path(name).unlink(missing_ok=True)
     print(f"{name}: {record['quality']}, {record['wall_time_s']:.0f} s -> {path}", flush=True)
     return path

@@ -1,6 +1,8 @@
 """Train the ZIP chapter's 32×32 DDPM prior on the clean CIFAR-10 training split; resumable.
 
-    python -m backdoorbook.recipes.ddpm_prior [--until HH:MM] [--threads 2]
+    python -m backdoorbook.recipes.ddpm_prior [--until HH:MM] [--max-steps N] [--threads 2]
+    # ship the weights reached so far, below the bar, and keep the checkpoint to go on from
+    python -m backdoorbook.recipes.ddpm_prior --export-interim
     # the quality of a shipped prior
     python -m backdoorbook.recipes.ddpm_prior --measure ddpm_cifar10
 
@@ -12,7 +14,9 @@ what gets exported. The state (model, EMA, optimiser, generator, step, loss curv
 is written to ``artifacts/checkpoints/<name>.safetensors`` every ``checkpoint_every_s``
 seconds; rerunning the command resumes from it. When ``recipe.steps`` are done the quality is
 measured (:func:`measure_quality`), the EMA weights are exported as the artifact the ZIP
-profile names, and the checkpoint is removed.
+profile names, and the checkpoint is removed. A run longer than the sittings it gets can ship
+an interim prior (``--export-interim``): the same measures, a record whose
+``training_status`` says how many of the recipe's steps are done, and the checkpoint kept.
 
 Why CIFAR-10 only: ZIP is zero-shot — its prior is never trained on the dataset it defends —
 so one prior trained on CIFAR-10 serves both CIFAR-10 and GTSRB, and on GTSRB it plays the
@@ -25,11 +29,12 @@ import datetime as dt
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .. import runtime
+from .. import artifacts, runtime
 from ..book.profiles import ch02_zip
 from ..data import load_classification
 from ..defenses.zip import zip_operators, zip_purify
@@ -130,10 +135,19 @@ def denoising_step(unet, optimiser, x0, t, noise, abar, grad_clip: float) -> tor
     return loss
 
 
-def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool = True) -> bool:
-    """Train (resuming from the checkpoint) until ``recipe.steps`` or ``until``; True when all steps
-    are done."""
+def train(
+    recipe: Recipe,
+    name: str,
+    *,
+    until: str | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> bool:
+    """Train (resuming from the checkpoint) until ``recipe.steps``, the UTC time ``until`` or
+    ``max_steps`` more steps, whichever comes first; True when all of the recipe's steps are
+    done."""
     config = DDPMConfig()
+    torch.manual_seed(recipe.seed)  # the initial weights (a resumed run loads its own)
     unet, ema = ddpm_unet(config), ddpm_unet(config).requires_grad_(False)
     ema.load_state_dict(unet.state_dict())
     optimiser, schedule = build_optimiser(
@@ -168,6 +182,7 @@ def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool
         meta = state["meta"]
     meta["commits"].append(runtime.git_commit())
     deadline, last_save, recent = _deadline(until), time.time(), []
+    stop_at = recipe.steps if max_steps is None else min(recipe.steps, meta["step"] + max_steps)
 
     def save() -> None:
         save_state(
@@ -187,7 +202,7 @@ def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool
         total=recipe.steps, initial=meta["step"], desc=name, progress=progress
     )
     tick = time.perf_counter()
-    while meta["step"] < recipe.steps and time.time() < deadline:
+    while meta["step"] < stop_at and time.time() < deadline:
         x0 = images[torch.randint(0, len(images), (recipe.batch_size,), generator=generator)]
         flip = torch.rand(recipe.batch_size, generator=generator) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
@@ -217,11 +232,27 @@ def train(recipe: Recipe, name: str, *, until: str | None = None, progress: bool
     return meta["step"] >= recipe.steps
 
 
-def export(recipe: Recipe, name: str, run: RunContext) -> None:
-    """Measure the finished run's EMA weights and ship them as artifact ``name``; remove the
-    checkpoint."""
-    state = load_state(checkpoint_path(name))
+def export(
+    recipe: Recipe,
+    name: str,
+    run: RunContext,
+    *,
+    interim: bool = False,
+    directory: Path = artifacts.ARTIFACTS_DIR,
+) -> None:
+    """Measure the run's EMA weights and ship them as artifact ``name``; remove the checkpoint,
+    unless the export is ``interim`` (training not finished, the checkpoint kept to go on)."""
+    path = checkpoint_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"no training state at {path}: train first")
+    state = load_state(path)
     meta, config = state["meta"], DDPMConfig()
+    done = meta["step"] >= recipe.steps
+    if done == interim:
+        raise ValueError(
+            f"{name}: {meta['step']} of {recipe.steps} steps done; "
+            + ("the run is finished, export it in full" if done else "only an interim export")
+        )
     ema = ddpm_unet(config)
     ema.load_state_dict(state["ema"])
     test = to_image_tensor(load_classification("cifar10", "test").images)
@@ -229,14 +260,18 @@ def export(recipe: Recipe, name: str, run: RunContext) -> None:
         "training_images_seen": meta["step"] * recipe.batch_size,
         **measure_quality(ema.eval(), ddpm_scheduler().alphas_cumprod, test, seed=recipe.seed),
     }
-    previous = load_ddpm_artifact(name)  # the prior this run replaces, measured the same way
+    # the prior this run replaces, measured the same way
+    has_previous = (directory / f"{name}.provenance.json").exists()
+    previous = load_ddpm_artifact(name, directory) if has_previous else None
     curve = meta["loss_curve"]
     info = {
         "wall_time_s": meta["wall_time_s"],
         "images_seen": meta["step"] * recipe.batch_size,
         "quality": quality,
         "quality_bar": {"training_images_seen": IMAGES_SEEN_BAR},
-        "replaced_prior_quality": measure_quality(
+        "replaced_prior_quality": None
+        if previous is None
+        else measure_quality(
             previous[0].eval(), previous[1].alphas_cumprod, test, seed=recipe.seed
         ),
     }
@@ -249,6 +284,14 @@ def export(recipe: Recipe, name: str, run: RunContext) -> None:
         seed=recipe.seed,
         run=run,
         argv=None,
+        directory=directory,
+        keep_checkpoint=interim,
+        training_status=(
+            f"interim: {meta['step']:,} of {recipe.steps:,} steps; training goes on from its "
+            "checkpoint"
+            if interim
+            else "finished"
+        ),
         steps=meta["step"],
         training_commits=meta["commits"],
         loss_curve=curve,
@@ -273,6 +316,14 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="only print the quality measures of a shipped prior (e.g. the old one)",
     )
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="train at most this many steps in this sitting"
+    )
+    parser.add_argument(
+        "--export-interim",
+        action="store_true",
+        help="ship the checkpoint's weights now, below the bar, and keep the checkpoint",
+    )
     args = parser.parse_args(argv)
     recipe, name = Recipe(), ch02_zip.CI.prior_artifact
     run = start(args, recipe.seed)
@@ -284,7 +335,9 @@ def main(argv: list[str] | None = None) -> None:
             measure_quality(unet, scheduler.alphas_cumprod, test, seed=recipe.seed),
             flush=True,
         )
-    elif train(recipe, name, until=args.until):
+    elif args.export_interim:
+        export(recipe, name, run, interim=True)
+    elif train(recipe, name, until=args.until, max_steps=args.max_steps):
         export(recipe, name, run)
 
 
