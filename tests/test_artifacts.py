@@ -87,3 +87,14 @@ def test_a_recipe_run_with_python_m_records_its_module_name(monkeypatch):
     assert record["recipe_module"] == "backdoorbook.recipes.cifar_targets"
     assert record["command"] == "python -m backdoorbook.recipes.cifar_targets --models vgg"
     assert record["commit"] == "a" * 40
+
+
+def test_seed_variants_name_and_parse_back():
+    from backdoorbook.artifacts import seed_base, seed_variant
+
+    assert seed_variant("iba_camvid_nni_10pct_w16_ds2", 0) == "iba_camvid_nni_10pct_w16_ds2"
+    assert seed_variant("zip_victim_gtsrb_badnets", 1) == "zip_victim_gtsrb_badnets_s1"
+    for name in ("zip_victim_gtsrb_badnets", "badsam_mini_adapted_5pct", "iba_camvid_clean_w16"):
+        for seed in (0, 1, 12):
+            assert seed_base(seed_variant(name, seed)) == (name, seed)
+    assert seed_base("cifar10_vgg_small") == ("cifar10_vgg_small", 0)  # "_s" but no seed

@@ -1,4 +1,4 @@
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -121,17 +121,18 @@ def test_trigger_fingerprint_tells_triggers_apart():
 def _victim(directory, name, **changes):
     from backdoorbook.artifacts import save_artifact
     from backdoorbook.models import cifar_resnet
-    from backdoorbook.recipes.zip_victims import RECIPES, victim_trigger
+    from backdoorbook.recipes.zip_victims import recipe_for, victim_trigger
 
     torch.manual_seed(0)
     model = cifar_resnet(8, num_classes=10).eval()
+    recipe = recipe_for(name)
     record = shipped_record(
         **{
             "depth": 8,
             "num_classes": 10,
-            "recipe": asdict(RECIPES[name]),
-            "trigger_sha256": trigger_fingerprint(victim_trigger(RECIPES[name])),
-            "target": RECIPES[name].target,
+            "recipe": asdict(recipe),
+            "trigger_sha256": trigger_fingerprint(victim_trigger(recipe)),
+            "target": recipe.target,
         }
         | changes
     )
@@ -149,6 +150,21 @@ def test_zip_victims_are_named_by_the_profile_only():
         assert name == f"zip_victim_{recipe.dataset}_{recipe.attack}"
     with pytest.raises(ValueError, match="no victim recipe"):
         recipe_for("zip_victim_cifar10_refool")
+
+
+def test_a_victim_trained_under_another_seed_has_its_own_name_recipe_and_remake_command(tmp_path):
+    from backdoorbook.artifacts import ArtifactError, for_seed
+    from backdoorbook.recipes.zip_victims import RECIPES, load_victim, recipe_for
+
+    name = "zip_victim_cifar10_blended"
+    assert recipe_for(f"{name}_s2") == replace(RECIPES[name], seed=2)
+    assert recipe_for(f"{name}_s2").trigger_seed == RECIPES[name].trigger_seed  # same trigger
+    _victim(tmp_path, name)
+    assert for_seed(name, 2, tmp_path) == name  # no seed-2 victim shipped: the default one
+    _victim(tmp_path, f"{name}_s2", recipe=asdict(RECIPES[name]))  # trained under seed 0
+    assert for_seed(name, 2, tmp_path) == f"{name}_s2"
+    with pytest.raises(ArtifactError, match=f"--victims {name} --seeds 2"):
+        load_victim(f"{name}_s2", directory=tmp_path)
 
 
 def test_load_victim_rebuilds_model_and_trigger(tmp_path, data):

@@ -257,6 +257,26 @@ def load_or_train(
     return Trained(state, artifact_provenance(name, directory), shipped=True)
 
 
+def seed_variant(name: str, seed: int) -> str:
+    """The name of artifact ``name`` trained under ``seed``: ``name`` itself for seed 0 (the
+    shipped default), ``<name>_s<seed>`` otherwise (for artifacts cheap enough to train under
+    several seeds, so that a chapter's seed also draws the model)."""
+    return name if seed == 0 else f"{name}_s{seed}"
+
+
+def seed_base(name: str) -> tuple[str, int]:
+    """``(base name, seed)`` of a :func:`seed_variant` name (seed 0 for a name without suffix)."""
+    base, sep, seed = name.rpartition("_s")
+    return (base, int(seed)) if sep and seed.isdigit() else (name, 0)
+
+
+def for_seed(name: str, seed: int, directory: Path = ARTIFACTS_DIR) -> str:
+    """The variant of ``name`` trained under ``seed`` where one is shipped, else ``name`` (whose
+    record names the seed it was trained with)."""
+    variant = seed_variant(name, seed)
+    return variant if (directory / f"{variant}.provenance.json").exists() else name
+
+
 def used_artifacts() -> dict[str, str]:
     """``path -> sha256`` of every artifact loaded in this process (for the results record)."""
     return dict(_used)

@@ -238,7 +238,9 @@ def _stability_section(stability: dict | None, profile: str) -> list[str]:
         f"`{profile}`; stored table, updated {stability['updated_at']} at commit(s) "
         f"{', '.join(f'`{c}`' for c in commits) or 'none'}; this build did not rerun it). "
         "A verdict that changes with the seed is decided by sampling noise. The seed drives "
-        "each chapter's own randomness; shipped artifacts keep the seed they were trained with."
+        "each chapter's own randomness; a shipped artifact keeps the seed it was trained with, "
+        "except the cheap ones also shipped trained under that seed (each chapter's record "
+        "lists the seed of every artifact it loaded)."
     )
     for chapter, table in rows.items():
         stable = sum(row[-1] == "yes" for row in table[1:])

@@ -1,8 +1,10 @@
 """Seed stability: rebuild chapters under several seeds and tabulate every claim's verdict.
 
 A chapter's ``seed`` drives its own randomness (image subsets, episodes, attack and purification
-noise, the bootstrap); the shipped artifacts keep the seed they were trained with. A verdict that
-changes with the seed is decided by sampling noise, whatever its interval says. ::
+noise, the bootstrap); a shipped artifact keeps the seed it was trained with, unless it is cheap
+enough to be shipped trained under that seed too (:func:`backdoorbook.artifacts.for_seed`), and
+then the seed redraws the model as well. A verdict that changes with the seed is decided by
+sampling noise, whatever its interval says. ::
 
     python -m backdoorbook.book.stability --chapters 00_data 05_flba --seeds 0 1 2
     python -m backdoorbook.book.stability --seeds 0 1 2          # every chapter of the book

@@ -1,10 +1,13 @@
 """Train the backdoored victim classifiers of the ZIP chapter, ship them, and load them back.
 
     python -m backdoorbook.recipes.zip_victims [--victims zip_victim_cifar10_badnets ...] \
-        [--threads 2]
+        [--seeds 0 1 2] [--threads 2]
 
 The victims are the ones the ZIP profile names (:mod:`backdoorbook.book.profiles.ch02_zip`),
 ``zip_victim_<dataset>_<attack>``; :data:`VICTIMS` holds the recipe of each dataset and attack.
+A victim is cheap to train, so it is also shipped under seeds 1 and 2
+(``zip_victim_<dataset>_<attack>_s<seed>``: another training subset, poisoned subset and
+fine-tuning order; the same trigger), and the chapter's seed picks the victims it evaluates.
 Each victim is the mirrored pretrained CIFAR-10 ResNet-20 fine-tuned
 (:func:`backdoorbook.training.supervised.fit`, SGD, cosine schedule, no augmentation) on a
 poison-only poisoned training subset
@@ -22,14 +25,21 @@ made by another recipe or a trigger function that has changed since.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import runtime
-from ..artifacts import ARTIFACTS_DIR, ArtifactError, artifact_provenance, load_artifact
+from ..artifacts import (
+    ARTIFACTS_DIR,
+    ArtifactError,
+    artifact_provenance,
+    load_artifact,
+    seed_base,
+    seed_variant,
+)
 from ..attacks.poisoning import (
     Trigger,
     build_trigger,
@@ -89,12 +99,14 @@ VICTIMS = {
 
 
 def recipe_for(name: str) -> Recipe:
-    """The recipe of victim artifact ``name`` (``zip_victim_<dataset>_<attack>``)."""
-    dataset, _, attack = name.removeprefix(PREFIX).partition("_")
+    """The recipe of victim artifact ``name`` (``zip_victim_<dataset>_<attack>``, with
+    ``_s<seed>`` for a victim trained under another seed than 0)."""
+    base, seed = seed_base(name)
+    dataset, _, attack = base.removeprefix(PREFIX).partition("_")
     if not name.startswith(PREFIX) or (dataset, attack) not in VICTIMS:
         known = ", ".join(f"{PREFIX}{d}_{a}" for d, a in VICTIMS)
         raise ValueError(f"no victim recipe for {name!r}; victims with a recipe: {known}")
-    return VICTIMS[dataset, attack]
+    return replace(VICTIMS[dataset, attack], seed=seed)
 
 
 #: Every victim a ZIP profile names, with its recipe (the names come from the profiles only).
@@ -195,23 +207,25 @@ def load_victim(name: str, directory: Path = ARTIFACTS_DIR) -> tuple[nn.Module, 
     differs from that of today's trigger function, is refused (:class:`ArtifactError`).
     """
     recipe = recipe_for(name)
+    base, seed = seed_base(name)
+    remake = f"python -m {__name__} --victims {base} --seeds {seed}"
     record = artifact_provenance(name, directory)
     for key in ("recipe", "trigger_sha256", "num_classes", "depth"):
         if key not in record:
             raise ArtifactError(
                 f"artifact {name!r} is not a victim of this recipe: its provenance lacks {key!r}; "
-                f"retrain it with: python -m {__name__} --victims {name}"
+                f"retrain it with: {remake}"
             )
     if record["recipe"] != asdict(recipe):
         raise ArtifactError(
             f"artifact {name} was made with the recipe {record['recipe']}, but today's is "
-            f"{asdict(recipe)}; retrain it with: python -m {__name__} --victims {name}"
+            f"{asdict(recipe)}; retrain it with: {remake}"
         )
     trigger = victim_trigger(recipe)
     if trigger_fingerprint(trigger) != record["trigger_sha256"]:
         raise ArtifactError(
             f"the {recipe.attack} trigger function has changed since {name} was poisoned "
-            f"(its fingerprint differs); retrain it with: python -m {__name__} --victims {name}"
+            f"(its fingerprint differs); retrain it with: {remake}"
         )
     model = cifar_resnet(record["depth"], record["num_classes"])
     model.model.load_state_dict(load_artifact(name, directory))
@@ -270,10 +284,17 @@ DEVIATIONS = (
 def main(argv: list[str] | None = None) -> None:
     parser = recipe_parser(__doc__.splitlines()[0])
     parser.add_argument("--victims", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="train each victim under these seeds (seed k > 0 ships <victim>_s<k>)",
+    )
     args = parser.parse_args(argv)
-    run = start(args, RECIPES[args.victims[0]].seed)
-    for name in args.victims:
-        recipe = RECIPES[name]
+    run = start(args, args.seeds[0])
+    for name in (seed_variant(victim, seed) for seed in args.seeds for victim in args.victims):
+        recipe = recipe_for(name)
         runtime.seed_everything(recipe.seed)
         state, info = train(recipe, run.device)
         ship(
