@@ -1,4 +1,5 @@
 import random
+import subprocess
 
 import numpy as np
 import pytest
@@ -55,6 +56,25 @@ def test_provenance_helpers():
     assert runtime.peak_memory_mb() > 10
     commit = runtime.git_commit()
     assert commit == "unknown" or len(commit.removesuffix("-dirty")) == 40
+
+
+def test_a_resumed_runs_training_state_does_not_make_the_tree_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / runtime.TRAINING_STATE).mkdir(parents=True)
+    state, source = tmp_path / runtime.TRAINING_STATE / "prior.safetensors", tmp_path / "a.py"
+    state.write_text("step 1")
+    source.write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    commit = runtime.git_commit(tmp_path)
+    assert len(commit) == 40
+    state.write_text("step 2")
+    assert runtime.git_commit(tmp_path) == commit
+    source.write_text("x = 2")
+    assert runtime.git_commit(tmp_path) == commit + "-dirty"
 
 
 def test_every_chapter_has_ci_and_paper_profiles_that_are_frozen():

@@ -106,14 +106,28 @@ def peak_gpu_memory_mb() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
+#: Tracked files that a run itself rewrites, which therefore do not make a tree dirty: the
+#: training state a long recipe commits between sittings.
+TRAINING_STATE = "artifacts/checkpoints"
+
+
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """The checkout's commit hash, with ``-dirty`` when tracked files are modified."""
+    """The checkout's commit hash, with ``-dirty`` when tracked files other than the training
+    state (:data:`TRAINING_STATE`) are modified."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                f":(exclude){TRAINING_STATE}",
+            ],
             cwd=root,
             capture_output=True,
             text=True,
