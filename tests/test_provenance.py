@@ -17,7 +17,6 @@ LEGACY = {
     "cifar10_mobilenetv2",
     "cifar10_vgg",
     "cifar10_vit",
-    "ddpm_cifar10",
     "iba_camvid_clean_w16_120x90",
     "mini_sam_camvid",
 }
