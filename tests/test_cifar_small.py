@@ -10,7 +10,7 @@ from backdoorbook.models.cifar_small import (
     SMALL_ARCHITECTURES,
     InvertedResidual,
     cifar_small,
-    load_cifar_small,
+    load_cifar_target,
 )
 from backdoorbook.recipes.cifar_targets import RECIPES, build, train
 
@@ -63,7 +63,11 @@ def test_recipe_learns_a_separable_toy_problem_and_resumes_from_its_checkpoint(t
     assert all(torch.equal(resumed[k], state[k]) for k in state)
 
 
-@pytest.mark.parametrize("label, artifact", get_profile("06_transferability").target_artifacts)
-def test_shipped_targets_load_with_verified_checksums(label, artifact):
-    model = load_cifar_small(artifact)
+@pytest.mark.parametrize(
+    "artifact",
+    [artifact for _, artifact in get_profile("06_transferability").target_artifacts]
+    + [get_profile("06_transferability").control_artifact],
+)
+def test_shipped_targets_and_control_load_with_verified_checksums(artifact):
+    model = load_cifar_target(artifact)
     assert not model.training and model(torch.rand(2, 3, 32, 32)).shape == (2, 10)

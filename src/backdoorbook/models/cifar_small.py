@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..artifacts import artifact_provenance, load_artifact
+from .cifar_resnet import cifar_resnet
 from .layers import conv_bn
 from .wrappers import Normalised
 
@@ -193,13 +194,22 @@ def _as_tuples(value):
     return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def load_cifar_small(artifact: str) -> Normalised:
-    """A project-trained target from ``artifacts/<artifact>`` (sha256-verified), in eval mode.
+def cifar_target(architecture: str, **config) -> Normalised:
+    """The untrained network of one of chapter 6's project-trained models: a small net of
+    :data:`SMALL_ARCHITECTURES`, or ``"resnet20"``, the ResNet-20 that the same short recipe
+    trains as a control for training quality."""
+    if architecture == "resnet20":
+        return cifar_resnet(20, **config)
+    return cifar_small(architecture, **config)
+
+
+def load_cifar_target(artifact: str) -> Normalised:
+    """A project-trained model from ``artifacts/<artifact>`` (sha256-verified), in eval mode.
 
     The architecture and its configuration are read from the artifact's provenance.
     """
     record = artifact_provenance(artifact)
     config = {k: _as_tuples(v) for k, v in record.get("architecture_config", {}).items()}
-    model = cifar_small(record["architecture"], **config)
+    model = cifar_target(record["architecture"], **config)
     model.load_state_dict(load_artifact(artifact))
     return model.eval()

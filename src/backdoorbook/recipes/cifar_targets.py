@@ -23,8 +23,7 @@ import torch
 from .. import data, runtime
 from ..book.profiles import ch06_transferability
 from ..evaluation.classification import accuracy, predict
-from ..models.cifar_resnet import cifar_resnet
-from ..models.cifar_small import cifar_small
+from ..models.cifar_small import cifar_target
 from ..tensors import to_image_tensor
 from ..training.optim import steps_per_epoch
 from ..training.supervised import fit, random_crop_flip
@@ -93,9 +92,7 @@ def artifact_name(key: str) -> str:
 
 def build(recipe: Recipe) -> torch.nn.Module:
     """The untrained network of ``recipe`` (taking [0, 1] images)."""
-    if recipe.architecture == "resnet20":
-        return cifar_resnet(20)
-    return cifar_small(recipe.architecture, **recipe.config)
+    return cifar_target(recipe.architecture, **recipe.config)
 
 
 def cifar10_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
