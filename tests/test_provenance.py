@@ -15,7 +15,6 @@ NAMES = sorted(
 #: Artifacts made before recipes recorded a clean commit; each leaves this set when retrained.
 LEGACY = {
     "cifar10_mobilenetv2",
-    "cifar10_vgg",
     "cifar10_vit",
     "iba_camvid_clean_w16_120x90",
     "mini_sam_camvid",
