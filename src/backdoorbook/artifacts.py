@@ -270,11 +270,16 @@ def seed_base(name: str) -> tuple[str, int]:
     return (base, int(seed)) if sep and seed.isdigit() else (name, 0)
 
 
+def is_shipped(name: str, directory: Path = ARTIFACTS_DIR) -> bool:
+    """Whether artifact ``name`` has a provenance record in ``directory``."""
+    return (directory / f"{name}.provenance.json").exists()
+
+
 def for_seed(name: str, seed: int, directory: Path = ARTIFACTS_DIR) -> str:
     """The variant of ``name`` trained under ``seed`` where one is shipped, else ``name`` (whose
     record names the seed it was trained with)."""
     variant = seed_variant(name, seed)
-    return variant if (directory / f"{variant}.provenance.json").exists() else name
+    return variant if is_shipped(variant, directory) else name
 
 
 def used_artifacts() -> dict[str, str]:

@@ -261,8 +261,9 @@ def export(
         **measure_quality(ema.eval(), ddpm_scheduler().alphas_cumprod, test, seed=recipe.seed),
     }
     # the prior this run replaces, measured the same way
-    has_previous = (directory / f"{name}.provenance.json").exists()
-    previous = load_ddpm_artifact(name, directory) if has_previous else None
+    previous = (
+        load_ddpm_artifact(name, directory) if artifacts.is_shipped(name, directory) else None
+    )
     curve = meta["loss_curve"]
     info = {
         "wall_time_s": meta["wall_time_s"],
